@@ -1,0 +1,208 @@
+"""The agent's networks, the world-model loss (eq. 10) and the policy step.
+
+Replay batches are batch-major dicts [B, T, ...]:
+  obs      uint8 [B, T, 64, 64, 3] (pixels) or float32 [B, T, D] (state)
+  action   float32 [B, T, A], the action that led to obs[:, t] (zeros at an episode's start;
+           one-hot for discrete actions)
+  reward   float32 [B, T], received with obs[:, t]
+  discount float32 [B, T], 0 where obs[:, t] is terminal, else 1
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from dreamer_jax import nets as nn_
+from dreamer_jax import rssm
+from dreamer_jax.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """What the agent needs to know of an environment."""
+    obs_shape: tuple[int, ...]
+    obs_dtype: str          # 'uint8' for images, 'float32' for state vectors
+    action_dim: int
+    discrete: bool = False
+
+    @property
+    def is_image(self) -> bool:
+        return self.obs_dtype == "uint8"
+
+
+class Nets(NamedTuple):
+    """Module instances (static, hashable); their parameters live in separate pytrees."""
+    encoder: object
+    decoder: object
+    rssm: rssm.RSSMCore
+    reward: nn_.ScalarHead
+    pcont: nn_.ScalarHead | None
+    actor: nn_.ActionHead
+    value: nn_.ScalarHead
+    spec: EnvSpec
+    mean_scale: float
+    init_std: float
+    action_min_std: float
+
+
+def make_nets(config: Config, spec: EnvSpec) -> Nets:
+    units, layers = config.units, config.layers
+    if spec.is_image:
+        encoder = nn_.ConvEncoder(config.cnn_depth, config.conv_impl)
+        decoder = nn_.ConvDecoder(config.cnn_depth, config.conv_impl, spec.obs_shape[-1])
+    else:
+        encoder = nn_.MLP(units, layers)
+        decoder = nn_.MLP(units, layers, spec.obs_shape[-1])
+    return Nets(
+        encoder=encoder,
+        decoder=decoder,
+        rssm=rssm.RSSMCore(config.deter_size, config.stoch_size, config.hidden_size, config.min_std),
+        reward=nn_.ScalarHead(units, layers),
+        pcont=nn_.ScalarHead(units, layers) if config.pcont else None,
+        actor=nn_.ActionHead(spec.action_dim, units, layers, spec.discrete),
+        value=nn_.ScalarHead(units, layers),
+        spec=spec,
+        mean_scale=config.mean_scale,
+        init_std=config.init_std,
+        action_min_std=config.action_min_std,
+    )
+
+
+def init_params(nets: Nets, key: jax.Array) -> dict:
+    """{'world': {...}, 'actor': ..., 'value': ...} for a single example."""
+    keys = jax.random.split(key, 7)
+    spec, core = nets.spec, nets.rssm
+    obs = jnp.zeros((1,) + spec.obs_shape, jnp.float32)
+    embed = nets.encoder.init(keys[0], obs)
+    embed_size = nets.encoder.apply(embed, obs).shape[-1]
+    feat = jnp.zeros((1, core.deter_size + core.stoch_size))
+    world = {
+        "encoder": embed,
+        "rssm": core.init(keys[1], jnp.zeros((1, core.deter_size)), jnp.zeros((1, core.stoch_size)),
+                          jnp.zeros((1, spec.action_dim)), jnp.zeros((1, embed_size))),
+        "decoder": nets.decoder.init(keys[2], feat),
+        "reward": nets.reward.init(keys[3], feat),
+    }
+    if nets.pcont is not None:
+        world["pcont"] = nets.pcont.init(keys[4], feat)
+    return {"world": world, "actor": nets.actor.init(keys[5], feat),
+            "value": nets.value.init(keys[6], feat)}
+
+
+def preprocess(obs: jax.Array) -> jax.Array:
+    """uint8 images -> float32 in [-0.5, 0.5] (the paper's code); state vectors unchanged."""
+    if obs.dtype == jnp.uint8:
+        return obs.astype(jnp.float32) / 255.0 - 0.5
+    return obs.astype(jnp.float32)
+
+
+# --- World model ----------------------------------------------------------------------------
+
+class WorldOut(NamedTuple):
+    post: rssm.RSSMState   # [B, T, ...]
+    prior: rssm.RSSMState  # [B, T, ...]
+    metrics: dict
+
+
+def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, free_nats: float,
+                     kl_scale: float, pcont_scale: float, discount: float
+                     ) -> tuple[jax.Array, WorldOut]:
+    """eq. 10 as a loss: -E[ln q(o|s) + ln q(r|s)] + beta * max(KL, free nats), per step mean."""
+    obs = preprocess(batch["obs"])
+    chex.assert_rank(batch["reward"], 2)
+    embed = nets.encoder.apply(world_params["encoder"], obs)
+    post, prior = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key)
+    feat = rssm.feature(post)
+    recon = nets.decoder.apply(world_params["decoder"], feat)
+    event_axes = tuple(range(2, obs.ndim))
+    obs_lp = jnp.mean(nn_.normal_log_prob(obs, recon, event_axes))
+    reward_lp = jnp.mean(nn_.normal_log_prob(batch["reward"], nets.reward.apply(world_params["reward"], feat)))
+    kl_term, kl = rssm.kl_loss(post, prior, free_nats=free_nats)
+    loss = kl_scale * kl_term - obs_lp - reward_lp
+    metrics = {"obs_log_prob": obs_lp, "reward_log_prob": reward_lp, "kl": kl}
+    if nets.pcont is not None:
+        logits = nets.pcont.apply(world_params["pcont"], feat)
+        pcont_lp = jnp.mean(nn_.bernoulli_log_prob(logits, discount * batch["discount"]))
+        loss = loss - pcont_scale * pcont_lp
+        metrics["pcont_log_prob"] = pcont_lp
+    metrics["model_loss"] = loss
+    return loss, WorldOut(post, prior, metrics)
+
+
+def heads(nets: Nets, world_params, value_params, feat: jax.Array, *, discount: float
+          ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Predicted reward, value and discount [...] of model states `feat` [..., F]."""
+    reward = nets.reward.apply(world_params["reward"], feat)
+    value = nets.value.apply(value_params, feat)
+    if nets.pcont is None:
+        disc = jnp.full_like(reward, discount)
+    else:
+        disc = jax.nn.sigmoid(nets.pcont.apply(world_params["pcont"], feat))
+    return reward, value, disc
+
+
+# --- Action model ---------------------------------------------------------------------------
+
+def action_dist(nets: Nets, actor_params, feat: jax.Array):
+    """The action model q(a | s) as a distrax distribution over [..., A]."""
+    raw = nets.actor.apply(actor_params, feat)
+    if nets.spec.discrete:
+        return nn_.onehot_straight_through(raw)
+    mean, std = nn_.tanh_normal_params(raw, mean_scale=nets.mean_scale, init_std=nets.init_std,
+                                       min_std=nets.action_min_std)
+    return nn_.tanh_normal(mean, std)
+
+
+def action_dist_sample(nets: Nets, actor_params, feat: jax.Array, key: jax.Array) -> jax.Array:
+    """Reparameterized (continuous) or straight-through (discrete) sample."""
+    return action_dist(nets, actor_params, feat).sample(seed=key)
+
+
+def action_mode(nets: Nets, actor_params, feat: jax.Array) -> jax.Array:
+    """tanh(mean) for continuous actions, the most likely one-hot for discrete ones."""
+    raw = nets.actor.apply(actor_params, feat)
+    if nets.spec.discrete:
+        return jax.nn.one_hot(jnp.argmax(raw, -1), raw.shape[-1])
+    mean, _ = nn_.tanh_normal_params(raw, mean_scale=nets.mean_scale, init_std=nets.init_std,
+                                     min_std=nets.action_min_std)
+    return nn_.tanh_normal_mode(mean)
+
+
+# --- Policy step ----------------------------------------------------------------------------
+
+class PolicyCarry(NamedTuple):
+    """Recurrent state of acting in E environments at once: [E, ...]."""
+    latent: rssm.RSSMState
+    action: jax.Array  # [E, A] the previous action
+
+
+def initial_carry(nets: Nets, num_envs: int) -> PolicyCarry:
+    core = nets.rssm
+    latent = rssm.initial_state((num_envs,), deter_size=core.deter_size, stoch_size=core.stoch_size)
+    return PolicyCarry(latent, jnp.zeros((num_envs, nets.spec.action_dim), jnp.float32))
+
+
+def policy_step(nets: Nets, params, carry: PolicyCarry, obs: jax.Array, key: jax.Array,
+                noise: jax.Array) -> tuple[PolicyCarry, jax.Array]:
+    """Update the posterior with the new observation [E, ...] and choose actions [E, A].
+
+    The mode action plus exploration: `noise` is the Normal std (continuous, Appendix A: 0.3;
+    0 for evaluation) or epsilon of epsilon-greedy (discrete, Appendix C).
+    """
+    obs_key, noise_key, eps_key = jax.random.split(key, 3)
+    world = params["world"]
+    embed = nets.encoder.apply(world["encoder"], preprocess(obs))
+    latent, _ = rssm.obs_step(nets.rssm, world["rssm"], carry.latent, carry.action, embed, obs_key)
+    action = action_mode(nets, params["actor"], rssm.feature(latent))
+    if nets.spec.discrete:
+        num = action.shape[-1]
+        random_action = jax.nn.one_hot(jax.random.randint(noise_key, action.shape[:-1], 0, num), num)
+        explore = jax.random.uniform(eps_key, action.shape[:-1] + (1,)) < noise
+        action = jnp.where(explore, random_action, action)
+    else:
+        action = jnp.clip(action + noise * jax.random.normal(noise_key, action.shape), -1.0, 1.0)
+    return PolicyCarry(latent, action), action

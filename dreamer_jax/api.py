@@ -1,0 +1,50 @@
+"""Notebook-level access to a trained run: load its config, networks and parameters.
+
+    agent = dreamer_jax.api.load_agent("logdir/dmc_walker_walk")
+    batch = agent.replay.sample(np.random.default_rng(0), 4, 20)
+    post = train_state.observe_posteriors(agent.nets, agent.params["world"], batch, key)
+    traj = imagine.imagine(agent.nets, agent.params["world"], agent.params["actor"], start, key,
+                           horizon=agent.config.horizon)
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import NamedTuple
+
+import jax
+
+from dreamer_jax import agent as agent_lib
+from dreamer_jax import checkpoint, config as config_lib, replay as replay_lib, train_state
+from dreamer_jax.config import Config
+
+
+class LoadedAgent(NamedTuple):
+    config: Config
+    nets: agent_lib.Nets
+    params: dict
+    replay: replay_lib.Replay
+    meta: dict
+
+
+def load_agent(logdir: str, *, load_replay: bool = True) -> LoadedAgent:
+    """The newest checkpoint of `logdir` with its config, networks and (optionally) episodes."""
+    path = pathlib.Path(logdir)
+    for name in ("config.json", "spec.json"):
+        if not (path / name).exists():
+            raise FileNotFoundError(f"{path / name} not found: is {logdir!r} a dreamer_jax logdir?")
+    config = config_lib.from_dict(json.loads((path / "config.json").read_text()))
+    spec_values = json.loads((path / "spec.json").read_text())
+    spec = agent_lib.EnvSpec(tuple(spec_values["obs_shape"]), spec_values["obs_dtype"],
+                             spec_values["action_dim"], spec_values["discrete"])
+    nets = agent_lib.make_nets(config, spec)
+    template = train_state.init_train_state(
+        nets, train_state.make_optimizers(config), jax.random.PRNGKey(0))
+    restored = checkpoint.load_latest(path, template)
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {path / 'checkpoints'}")
+    state, meta = restored
+    replay = replay_lib.Replay(path / "episodes", int(config.replay_ram_gib * 2**30))
+    if load_replay:
+        replay.load()
+    return LoadedAgent(config, nets, state.params, replay, meta)

@@ -1,0 +1,79 @@
+"""Checkpoints: one msgpack file per save (no pickle), written atomically, the last few kept.
+
+A file holds the train state (three parameter sets, three optimizer states, PRNG key, update
+counter) and a JSON string of the loop's counters and sampler state. Loading falls back to the
+previous file when the newest is unreadable, and refuses a checkpoint whose shapes differ.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import warnings
+from typing import Any
+
+import flax.serialization
+import jax
+import numpy as np
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be used; the message is one line."""
+
+
+def _dir(logdir: str | os.PathLike) -> pathlib.Path:
+    return pathlib.Path(logdir) / "checkpoints"
+
+
+def save(logdir: str | os.PathLike, state: Any, meta: dict, *, step: int, keep: int = 2) -> pathlib.Path:
+    directory = _dir(logdir)
+    directory.mkdir(parents=True, exist_ok=True)
+    state_dict = flax.serialization.to_state_dict(jax.device_get(state))
+    data = flax.serialization.msgpack_serialize({"state": state_dict, "meta": json.dumps(meta)})
+    path = directory / f"ckpt-{int(step):010d}.msgpack"
+    tmp = directory / f".{path.name}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    for old in sorted(directory.glob("ckpt-*.msgpack"))[:-keep]:
+        old.unlink()
+    return path
+
+
+def list_checkpoints(logdir: str | os.PathLike) -> list[pathlib.Path]:
+    directory = _dir(logdir)
+    return sorted(directory.glob("ckpt-*.msgpack")) if directory.exists() else []
+
+
+def _restore(path: pathlib.Path, template: Any) -> tuple[Any, dict]:
+    try:
+        raw = flax.serialization.msgpack_restore(path.read_bytes())
+        meta = json.loads(raw["meta"])
+        state_dict = raw["state"]
+    except Exception as e:  # noqa: BLE001 - any decoding failure means an unreadable file.
+        raise ValueError(f"{path.name} is unreadable ({type(e).__name__})") from None
+    want = flax.serialization.to_state_dict(template)
+    want_shapes = jax.tree.map(np.shape, want)
+    try:
+        got_shapes = jax.tree.map(np.shape, state_dict)
+        same = jax.tree.structure(want_shapes) == jax.tree.structure(got_shapes) and all(
+            a == b for a, b in zip(jax.tree.leaves(want_shapes), jax.tree.leaves(got_shapes)))
+    except Exception:  # noqa: BLE001
+        same = False
+    if not same:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model (different sizes or networks); "
+            "use another --logdir or the saved config")
+    return flax.serialization.from_state_dict(template, state_dict), meta
+
+
+def load_latest(logdir: str | os.PathLike, template: Any) -> tuple[Any, dict] | None:
+    """(state, meta) of the newest readable checkpoint, or None if there is none."""
+    for path in reversed(list_checkpoints(logdir)):
+        try:
+            return _restore(path, template)
+        except ValueError as e:
+            warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
+    return None

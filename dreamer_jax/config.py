@@ -1,0 +1,221 @@
+"""Configuration: one frozen dataclass, named presets, validation with one-line errors.
+
+Every default is the paper's (Hafner et al. 2020, Section 3 and Appendix A) unless its
+docstring says otherwise. Presets only override fields; `paper` overrides nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+class ConfigError(ValueError):
+    """A bad configuration value. Its message is one line naming the value and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # --- Run -----------------------------------------------------------------------------
+    task: str = "dmc_walker_walk"
+    """Environment: `dmc_<domain>_<task>` (DeepMind Control Suite, e.g. dmc_walker_walk)."""
+    logdir: str = "logdir/dmc_walker_walk"
+    """Where episodes, checkpoints, metrics.jsonl and TensorBoard events go; resumed if it exists."""
+    steps: int = 5_000_000
+    """Total environment steps (after action repeat), paper Table G: 5e6."""
+    seed: int = 0
+    """Seed of the PRNG key and of the environments."""
+    obs: str = "pixels"
+    """'pixels' (64x64x3 uint8 images, the paper) or 'state' (proprioceptive vector, fast CPU runs)."""
+
+    # --- Environment interaction (Appendix A) -------------------------------------------
+    action_repeat: int = 2
+    """Action repeat R, fixed to 2 for all tasks (Appendix A); only the last frame is rendered."""
+    time_limit: int = 1000
+    """Episode length in environment steps (DMC episodes are 1000 steps)."""
+    seed_episodes: int = 5
+    """S: episodes of uniform random actions collected before training (Appendix A)."""
+    train_steps: int = 100
+    """C: updates between two collected episodes (Appendix A: 'iterate between 100 training steps
+    and collecting 1 episode')."""
+    expl_noise: float = 0.3
+    """Std of the Normal exploration noise added to the mode action (Appendix A)."""
+    eval_every: int = 10_000
+    """Evaluate (mode action, no noise) every this many env steps; 0 disables."""
+    eval_episodes: int = 1
+    """Episodes per evaluation."""
+    render_fast: bool = False
+    """Turn off shadows/reflections/multisampling in MuJoCo renders (~5x faster on CPU). Images then
+    differ from the paper's, so scores are not pixel-comparable with published results."""
+
+    # --- World model (Section 4, Appendix A) ---------------------------------------------
+    deter_size: int = 200
+    """GRU (deterministic) state size of the RSSM (Hafner et al. 2018; Dreamer code)."""
+    stoch_size: int = 30
+    """Stochastic state: 30-dim diagonal Gaussian (Appendix A)."""
+    hidden_size: int = 200
+    """Hidden layer inside the RSSM transition/representation (PlaNet/Dreamer code: 200)."""
+    min_std: float = 0.1
+    """Minimum std of the latent Gaussians (PlaNet/Dreamer code)."""
+    cnn_depth: int = 32
+    """Channel multiplier of the Ha & Schmidhuber (2018) conv encoder/decoder."""
+    units: int = 300
+    """Units of every dense head: reward, value, action (Appendix A: 3 layers of 300, ELU)."""
+    layers: int = 3
+    """Layers of every dense head (Appendix A)."""
+    free_nats: float = 3.0
+    """KL clipped below this many nats, as in PlaNet (Appendix A)."""
+    kl_scale: float = 1.0
+    """beta: KL regularizer scale (Appendix A: 1; Appendix C, discrete control: 0.1)."""
+    objective: str = "reconstruction"
+    """Representation objective of Section 4: 'reconstruction' (eq. 10, default)."""
+
+    # --- Behavior (Section 3, Appendix A) ------------------------------------------------
+    horizon: int = 15
+    """H: imagination horizon (Appendix A)."""
+    discount: float = 0.99
+    """gamma (Appendix A)."""
+    lambda_: float = 0.95
+    """lambda of V_lambda, eq. 6 (Appendix A)."""
+    mean_scale: float = 5.0
+    """Action mean = mean_scale * tanh(mu / mean_scale) (Appendix A: 'tanh mean scaled by 5')."""
+    init_std: float = 5.0
+    """Softplus std offset so the initial action std is about this (Dreamer code)."""
+    action_min_std: float = 1e-4
+    """Small minimum added to the action std (Dreamer code)."""
+    pcont: bool = False
+    """Predict the discount from the latent state (Section 3 'early termination', Appendix C)."""
+    pcont_scale: float = 10.0
+    """Weight of the discount predictor's log-likelihood in the model loss (Dreamer code)."""
+
+    # --- Optimization (Appendix A) -------------------------------------------------------
+    batch_size: int = 50
+    """B: sequences per batch (Appendix A)."""
+    seq_len: int = 50
+    """L: length of each sequence (Appendix A)."""
+    model_lr: float = 6e-4
+    """World model Adam learning rate (Appendix A)."""
+    actor_lr: float = 8e-5
+    """Action model Adam learning rate (Appendix A)."""
+    value_lr: float = 8e-5
+    """Value model Adam learning rate (Appendix A)."""
+    grad_clip: float = 100.0
+    """Gradient norms above this are scaled down (Appendix A)."""
+    adam_eps: float = 1e-4
+    """Adam epsilon; the paper does not state it, the paper's code uses 1e-4."""
+
+    # --- Implementation ------------------------------------------------------------------
+    conv_impl: str = "auto"
+    """'auto' (matmul on CPU, lax on GPU/TPU), 'matmul' (patch extraction + matmul, fast on XLA:CPU)
+    or 'lax' (XLA convolutions, cuDNN on GPU). Both give the same numbers."""
+    replay_ram_gib: float = 8.0
+    """RAM budget of the in-memory episode cache; oldest episodes are dropped from RAM (never from
+    disk) when it is exceeded."""
+    log_every: int = 1000
+    """Write scalar metrics every this many env steps."""
+    checkpoint_every: int = 10_000
+    """Checkpoint (params, optimizer states, counters, key) every this many env steps."""
+    progress: bool = True
+    """Show a one-line progress display on stderr."""
+
+    # --- Derived values ------------------------------------------------------------------
+    @property
+    def feat_size(self) -> int:
+        """Size of the model state feature [deter, stoch] fed to all heads."""
+        return self.deter_size + self.stoch_size
+
+    @property
+    def episode_agent_steps(self) -> int:
+        """Agent decisions per episode (time limit divided by the action repeat)."""
+        return self.time_limit // self.action_repeat
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's Appendix A, unchanged.
+    "paper": {},
+    # Learns state-observation cartpole on 2 CPU cores: smaller batch, same algorithm.
+    "cpu": dict(obs="state", batch_size=8, seq_len=50),
+    # Tiny networks and short episodes: a few thousand env steps in about a minute (tests).
+    "debug": dict(
+        deter_size=16, stoch_size=4, hidden_size=16, cnn_depth=2, units=16, layers=2,
+        batch_size=4, seq_len=8, horizon=5, train_steps=5, seed_episodes=1, time_limit=100,
+        eval_every=200, log_every=100, checkpoint_every=200, progress=False, replay_ram_gib=0.5,
+    ),
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "obs": ("pixels", "state"),
+    "objective": ("reconstruction",),
+    "conv_impl": ("auto", "matmul", "lax"),
+}
+
+_POSITIVE_INT = (
+    "steps", "action_repeat", "time_limit", "train_steps", "deter_size", "stoch_size",
+    "hidden_size", "cnn_depth", "units", "layers", "horizon", "batch_size", "seq_len",
+    "eval_episodes", "log_every", "checkpoint_every",
+)
+_NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "expl_noise", "free_nats", "kl_scale",
+                 "action_min_std", "pcont_scale")
+_POSITIVE_FLOAT = ("model_lr", "actor_lr", "value_lr", "grad_clip", "adam_eps", "mean_scale",
+                   "init_std", "min_std", "replay_ram_gib")
+_UNIT_INTERVAL = ("discount", "lambda_")
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Config))
+
+
+def validate(config: Config) -> Config:
+    """Raise ConfigError (one line) for the first bad value; return the config unchanged."""
+    from dreamer_jax import envs  # Local import: envs imports heavy modules lazily itself.
+
+    for name, allowed in CHOICES.items():
+        value = getattr(config, name)
+        if value not in allowed:
+            raise ConfigError(f"--{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+    for name in _POSITIVE_INT:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"--{name}={getattr(config, name)} must be a positive integer")
+    for name in _NON_NEGATIVE:
+        if getattr(config, name) < 0:
+            raise ConfigError(f"--{name}={getattr(config, name)} must be >= 0")
+    for name in _POSITIVE_FLOAT:
+        if not getattr(config, name) > 0:
+            raise ConfigError(f"--{name}={getattr(config, name)} must be > 0")
+    for name in _UNIT_INTERVAL:
+        if not 0 <= getattr(config, name) <= 1:
+            raise ConfigError(f"--{name}={getattr(config, name)} must be in [0, 1]")
+    if config.time_limit < config.action_repeat:
+        raise ConfigError(
+            f"--time_limit={config.time_limit} must be >= --action_repeat={config.action_repeat}")
+    if config.seq_len > config.episode_agent_steps + 1:
+        raise ConfigError(
+            f"--seq_len={config.seq_len} is longer than an episode "
+            f"({config.episode_agent_steps + 1} agent steps with --time_limit={config.time_limit}"
+            f" and --action_repeat={config.action_repeat})")
+    envs.check_task_name(config.task)
+    return config
+
+
+def make_config(preset: str = "paper", **overrides: Any) -> Config:
+    """The preset's config with `overrides` applied, validated."""
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset={preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset])
+    unknown = sorted(set(overrides) - set(field_names()))
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; see --help for the fields")
+    values.update(overrides)
+    if "task" in overrides and "logdir" not in overrides:
+        values["logdir"] = f"logdir/{overrides['task']}"
+    return validate(Config(**values))
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(values: Mapping[str, Any]) -> Config:
+    """Rebuild a saved config; unknown keys (from a newer version) are an error."""
+    unknown = sorted(set(values) - set(field_names()))
+    if unknown:
+        raise ConfigError(f"saved config has unknown field(s) {', '.join(unknown)}")
+    return Config(**values)

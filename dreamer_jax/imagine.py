@@ -1,0 +1,108 @@
+"""Latent imagination and the behavior losses (paper Section 3, eq. 4-8). Pure, un-jitted.
+
+Layout: imagined trajectories are time-major, `[H+1, N, ...]` for states s_0..s_H (s_0 is a
+posterior state of the replay batch, N = B*T starts) and `[H, N, ...]` for actions a_0..a_{H-1},
+which is what `jax.lax.scan` emits. Callers (the train step, notebooks) jit these functions.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from dreamer_jax import rssm
+from dreamer_jax.agent import Nets, action_dist_sample, heads
+
+UNROLL = 1
+
+
+class Imagined(NamedTuple):
+    states: rssm.RSSMState   # [H+1, N, ...] s_0..s_H
+    actions: jax.Array       # [H, N, A] a_0..a_{H-1}, a_tau ~ q(a | s_tau)
+    feat: jax.Array          # [H+1, N, F]
+
+
+def imagine(nets: Nets, world_params, actor_params, start: rssm.RSSMState, key: jax.Array, *,
+            horizon: int) -> Imagined:
+    """Roll the action model forward `horizon` steps in latent space from every `start` state.
+
+    `start` has one leading batch axis [N] (flatten [B, T] first) and is held fixed: no
+    gradient flows into it. Gradients reach `actor_params` through the sampled actions and
+    the (fixed) learned dynamics: the paper's analytic value gradients (eq. 7).
+    """
+    chex.assert_rank(start.deter, 2)
+    start = jax.tree.map(jax.lax.stop_gradient, start)
+
+    def step(state, k):
+        act_key, img_key = jax.random.split(k)
+        # Actions see a stop-gradient feature, as in the paper's code: the actor's gradient goes
+        # through the action's effect on the next state, not through its own input.
+        feat = jax.lax.stop_gradient(rssm.feature(state))
+        action = action_dist_sample(nets, actor_params, feat, act_key)
+        next_state = rssm.img_step(nets.rssm, world_params["rssm"], state, action, img_key)
+        return next_state, (next_state, action)
+
+    _, (states, actions) = jax.lax.scan(step, start, jax.random.split(key, horizon), unroll=UNROLL)
+    states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s], 0), start, states)
+    return Imagined(states, actions, rssm.feature(states))
+
+
+def lambda_returns(reward: jax.Array, value: jax.Array, discount: jax.Array | float, *,
+                   lambda_: float) -> jax.Array:
+    """V_lambda(s_0..s_{H-1}) [H, N] of eq. 6 from reward, value [H+1, N] of states s_0..s_H.
+
+    reward[t] and discount[t] are predicted from state s_t; discount may be a scalar gamma or
+    [H+1, N] (predicted discounts). The estimate bootstraps with value[H] = v(s_H). Computed
+    with the equivalent recursion V[t] = r[t] + d[t] ((1 - lambda) v[t+1] + lambda V[t+1]),
+    V[H] = v[H]; tests check it against the weighted average of k-step returns of eq. 6.
+    """
+    chex.assert_rank([reward, value], 2)
+    chex.assert_equal_shape([reward, value])
+    discount = jnp.broadcast_to(jnp.asarray(discount, reward.dtype), reward.shape)
+
+    def step(next_return, inputs):
+        r, d, v_next = inputs
+        ret = r + d * ((1 - lambda_) * v_next + lambda_ * next_return)
+        return ret, ret
+
+    inputs = (reward[:-1], discount[:-1], value[1:])
+    _, returns = jax.lax.scan(step, value[-1], inputs, reverse=True)
+    chex.assert_shape(returns, (reward.shape[0] - 1, reward.shape[1]))
+    return returns
+
+
+class BehaviorOut(NamedTuple):
+    returns: jax.Array   # [H, N] V_lambda targets
+    weights: jax.Array   # [H, N] loss weights (cumulative predicted discount, or ones)
+    feat: jax.Array      # [H+1, N, F]
+    reward: jax.Array    # [H+1, N]
+    value: jax.Array     # [H+1, N]
+
+
+def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm.RSSMState,
+               key: jax.Array, *, horizon: int, discount: float, lambda_: float
+               ) -> tuple[jax.Array, BehaviorOut]:
+    """eq. 7: maximize V_lambda of imagined states -> loss = -mean_{tau, N} V_lambda(s_tau)."""
+    traj = imagine(nets, world_params, actor_params, start, key, horizon=horizon)
+    reward, value, disc = heads(nets, world_params, value_params, traj.feat, discount=discount)
+    returns = lambda_returns(reward, value, disc, lambda_=lambda_)
+    if nets.pcont is None:
+        weights = jnp.ones_like(returns)
+    else:
+        # Probability-like weight of reaching s_tau: product of predicted discounts before tau.
+        weights = jnp.cumprod(jnp.concatenate([jnp.ones_like(disc[:1]), disc[:-2]], 0), 0)
+        weights = jax.lax.stop_gradient(weights)
+    loss = -jnp.mean(weights * returns)
+    return loss, BehaviorOut(returns, weights, traj.feat, reward, value)
+
+
+def value_loss(nets: Nets, value_params, feat: jax.Array, returns: jax.Array,
+               weights: jax.Array) -> jax.Array:
+    """eq. 8: regress v(s_tau) onto V_lambda(s_tau); features and targets carry no gradient."""
+    feat = jax.lax.stop_gradient(feat[:-1])
+    target = jax.lax.stop_gradient(returns)
+    pred = nets.value.apply(value_params, feat)
+    chex.assert_equal_shape([pred, target])
+    return jnp.mean(weights * 0.5 * jnp.square(pred - target))
