@@ -187,17 +187,20 @@ def initial_carry(nets: Nets, num_envs: int) -> PolicyCarry:
 
 
 def policy_step(nets: Nets, params, carry: PolicyCarry, obs: jax.Array, key: jax.Array,
-                noise: jax.Array) -> tuple[PolicyCarry, jax.Array]:
+                noise: jax.Array, sample: jax.Array) -> tuple[PolicyCarry, jax.Array]:
     """Update the posterior with the new observation [E, ...] and choose actions [E, A].
 
-    The mode action plus exploration: `noise` is the Normal std (continuous, Appendix A: 0.3;
-    0 for evaluation) or epsilon of epsilon-greedy (discrete, Appendix C).
+    Training (`sample` true): a_t ~ q(a_t | s_t), then exploration noise (Algorithm 1). Evaluation
+    (`sample` false, `noise` 0): the mode action. `noise` is the std of additive Normal noise
+    (continuous, Appendix A: 0.3) or epsilon of epsilon-greedy (discrete, Appendix C).
     """
-    obs_key, noise_key, eps_key = jax.random.split(key, 3)
+    obs_key, sample_key, noise_key, eps_key = jax.random.split(key, 4)
     world = params["world"]
     embed = nets.encoder.apply(world["encoder"], preprocess(obs))
     latent, _ = rssm.obs_step(nets.rssm, world["rssm"], carry.latent, carry.action, embed, obs_key)
-    action = action_mode(nets, params["actor"], rssm.feature(latent))
+    feat = rssm.feature(latent)
+    action = jnp.where(sample, action_dist_sample(nets, params["actor"], feat, sample_key),
+                       action_mode(nets, params["actor"], feat))
     if nets.spec.discrete:
         num = action.shape[-1]
         random_action = jax.nn.one_hot(jax.random.randint(noise_key, action.shape[:-1], 0, num), num)

@@ -37,7 +37,8 @@ class Config:
     """C: updates between two collected episodes (Appendix A: 'iterate between 100 training steps
     and collecting 1 episode')."""
     expl_noise: float = 0.3
-    """Std of the Normal exploration noise added to the mode action (Appendix A)."""
+    """Std of the Normal exploration noise added to the action sampled from the action model
+    (Algorithm 1; Appendix A: Normal(0, 0.3)). Evaluation uses the mode action, no noise."""
     eval_every: int = 10_000
     """Evaluate (mode action, no noise) every this many env steps; 0 disables."""
     eval_episodes: int = 1

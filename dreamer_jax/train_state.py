@@ -107,9 +107,9 @@ def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig
 
 
 def make_policy(nets: agent.Nets) -> Callable:
-    """The jitted `policy(params, carry, obs, key, noise) -> (carry, action)`."""
-    return jax.jit(lambda params, carry, obs, key, noise: agent.policy_step(
-        nets, params, carry, obs, key, noise))
+    """The jitted `policy(params, carry, obs, key, noise, sample) -> (carry, action)`."""
+    return jax.jit(lambda params, carry, obs, key, noise, sample: agent.policy_step(
+        nets, params, carry, obs, key, noise, sample))
 
 
 def observe_posteriors(nets: agent.Nets, world_params, batch: dict, key: jax.Array) -> rssm.RSSMState:

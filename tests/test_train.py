@@ -110,3 +110,10 @@ def test_bad_input_one_line_exit_2(args, expect):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert expect in lines[0] and "Traceback" not in result.stderr
+
+
+def test_config_reference_doc_is_current():
+    from dreamer_jax import train
+
+    assert (ROOT / "docs" / "config.md").read_text() == train.config_reference(), (
+        "regenerate: python -m dreamer_jax.train --print-config-reference > docs/config.md")

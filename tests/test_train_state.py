@@ -1,0 +1,152 @@
+"""Tests of `dreamer_jax.train_state`: the one jitted update (world model, actor and value
+together) and the jitted policy, for image, state-vector and discrete-action environments.
+"""
+from __future__ import annotations
+
+import functools
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from dreamer_jax import agent, rssm, train_state
+
+NUM_STEPS = 3
+NUM_ENVS = 3
+
+
+@pytest.fixture(scope="module", params=["image", "state", "discrete"])
+def trained(request, make_tiny_config, env_specs, make_random_batch):
+    """Three updates of the library's jitted train step on random batches of one spec.
+
+    `compute_grads` is wrapped in `chex.assert_max_traces(n=1)` while the step is built and run,
+    so a second trace of the update (a recompilation) fails the fixture.
+    """
+    spec = env_specs[request.param]
+    cfg = make_tiny_config()
+    nets = agent.make_nets(cfg, spec)
+    optimizers = train_state.make_optimizers(cfg)
+    init = jax.jit(functools.partial(train_state.init_train_state, nets, optimizers))
+    state = init(jax.random.key(0))
+    initial = jax.device_get(state)
+
+    original = train_state.compute_grads
+    train_state.compute_grads = chex.assert_max_traces(original, n=1)
+    try:
+        step = train_state.make_train_step(nets, optimizers,
+                                           train_state.LossConfig.from_config(cfg))
+        history = []
+        for i in range(NUM_STEPS):
+            batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len, seed=i)
+            before = jax.device_get(state)  # `state` is donated to the step.
+            state, metrics = step(state, batch)
+            history.append((before, jax.device_get(metrics)))
+    finally:
+        train_state.compute_grads = original
+        chex.clear_trace_counter()
+    return dict(spec=spec, cfg=cfg, nets=nets, step=step, initial=initial,
+                state=jax.device_get(state), history=history)
+
+
+def test_train_step_compiles_once(trained):
+    # The fixture itself fails if compute_grads is traced twice; the jit cache agrees.
+    assert trained["step"]._cache_size() == 1
+
+
+def test_train_step_increments_step_and_key(trained):
+    assert int(trained["initial"].step) == 0
+    assert int(trained["state"].step) == NUM_STEPS
+    for i, (before, _) in enumerate(trained["history"]):
+        assert int(before.step) == i
+    keys = [jax.random.key_data(before.key) for before, _ in trained["history"]]
+    keys.append(jax.random.key_data(trained["state"].key))
+    for a, b in zip(keys, keys[1:]):
+        assert not np.array_equal(a, b), "the train step reuses its PRNG key"
+
+
+def test_train_step_metrics_are_finite(trained):
+    expected = {"model_loss", "obs_log_prob", "reward_log_prob", "kl", "actor_loss",
+                "value_loss", "imag_return", "world_grad_norm", "actor_grad_norm",
+                "value_grad_norm"}
+    for _, metrics in trained["history"]:
+        assert expected <= set(metrics), expected - set(metrics)
+        for name, value in metrics.items():
+            chex.assert_shape(value, ())
+            assert np.isfinite(value), f"{name} = {value}"
+        for part in train_state.PARTS:
+            assert metrics[f"{part}_grad_norm"] > 0, part
+        assert metrics["kl"] >= 0
+
+
+def test_train_step_updates_all_three_parameter_sets(trained):
+    for i, (before, _) in enumerate(trained["history"]):
+        after = (trained["history"][i + 1][0] if i + 1 < NUM_STEPS else trained["state"])
+        for part in train_state.PARTS:
+            old = jax.tree.leaves(before.params[part])
+            new = jax.tree.leaves(after.params[part])
+            assert len(old) == len(new)
+            assert all(np.all(np.isfinite(x)) for x in new), part
+            changed = [not np.array_equal(a, b) for a, b in zip(old, new)]
+            assert any(changed), f"step {i} did not change the {part} parameters"
+            # The optimizer state of every part advances too (Adam's count).
+            count_before = [x for x in jax.tree.leaves(before.opt_state[part]) if x.ndim == 0]
+            count_after = [x for x in jax.tree.leaves(after.opt_state[part]) if x.ndim == 0]
+            assert [int(c) + 1 for c in count_before] == [int(c) for c in count_after]
+
+
+def test_policy(trained, make_random_batch):
+    spec, nets = trained["spec"], trained["nets"]
+    params = trained["state"].params
+    policy = train_state.make_policy(nets)
+    obs = make_random_batch(spec, NUM_ENVS, 1, seed=9)["obs"][:, 0]
+    carry = agent.initial_carry(nets, NUM_ENVS)
+    key, other_key = jax.random.key(1), jax.random.key(2)
+    # Continuous: Normal exploration std 0.3; discrete: epsilon-greedy with epsilon 0.3.
+    runs = {(k, noise): policy(params, carry, obs, key_, noise)
+            for k, key_ in (("key", key), ("other", other_key)) for noise in (0.0, 0.3)}
+    for (new_carry, action) in runs.values():
+        action = np.asarray(action)
+        chex.assert_shape(action, (NUM_ENVS, spec.action_dim))
+        np.testing.assert_array_equal(new_carry.action, action)
+        chex.assert_shape(new_carry.latent.deter, (NUM_ENVS, trained["cfg"].deter_size))
+        chex.assert_shape([new_carry.latent.stoch, new_carry.latent.mean, new_carry.latent.std],
+                          (NUM_ENVS, trained["cfg"].stoch_size))
+        if spec.discrete:
+            assert set(np.unique(action)) <= {0.0, 1.0}
+            np.testing.assert_array_equal(action.sum(-1), 1.0)
+        else:
+            assert np.all(np.abs(action) <= 1.0)
+    # The same key gives the same actions, with and without exploration noise.
+    for noise in (0.0, 0.3):
+        again = policy(params, carry, obs, key, noise)
+        chex.assert_trees_all_equal(again, runs[("key", noise)])
+    if not spec.discrete:
+        # Without noise the action is the mode tanh(mean) of the posterior's action model.
+        latent = runs[("key", 0.0)][0].latent
+        mode = agent.action_mode(nets, params["actor"], rssm.feature(latent))
+        np.testing.assert_allclose(runs[("key", 0.0)][1], mode, rtol=1e-5, atol=1e-6)
+        assert np.all(np.abs(np.asarray(runs[("key", 0.0)][1])) < 1.0)
+        assert not np.allclose(runs[("key", 0.3)][1], runs[("key", 0.0)][1])
+        # Large exploration noise is clipped to the action bounds.
+        _, wild = policy(params, carry, obs, key, 5.0)
+        assert np.all(np.abs(np.asarray(wild)) <= 1.0)
+        assert np.any(np.abs(np.asarray(wild)) == 1.0)
+    # One compilation serves every noise level.
+    assert policy._cache_size() == 1
+
+
+def test_discrete_policy_explores_uniformly(make_tiny_config, env_specs, make_random_params):
+    spec = env_specs["discrete"]
+    nets = agent.make_nets(make_tiny_config(), spec)
+    params = make_random_params(agent.init_params, nets, jax.random.key(0))
+    policy = train_state.make_policy(nets)
+    envs = 200
+    obs = np.random.default_rng(3).normal(size=(envs,) + spec.obs_shape).astype(np.float32)
+    carry = agent.initial_carry(nets, envs)
+    _, greedy = policy(params, carry, obs, jax.random.key(4), 0.0)
+    _, random = policy(params, carry, obs, jax.random.key(4), 1.0)
+    # epsilon = 1: every action is uniform, whatever the greedy action is.
+    counts = np.asarray(random).sum(0)
+    assert np.all(counts > envs / spec.action_dim / 2), counts
+    assert not np.array_equal(greedy, random)
