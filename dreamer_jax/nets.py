@@ -100,7 +100,7 @@ class Conv(nn.Module):
             fn = conv_transpose_matmul if impl == "matmul" else conv_transpose_lax
         else:
             fn = conv_matmul if impl == "matmul" else conv_lax
-        return fn(x, kernel, self.stride) + bias
+        return fn(x, kernel, self.stride) + bias.reshape((1, 1, 1, -1))
 
 
 def _flatten_batch(x: jax.Array, event_rank: int) -> tuple[jax.Array, tuple[int, ...]]:

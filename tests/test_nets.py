@@ -4,8 +4,6 @@ log-likelihoods.
 """
 from __future__ import annotations
 
-import functools
-import math
 
 import chex
 import jax

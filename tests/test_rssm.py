@@ -27,7 +27,8 @@ def random_gaussian(rng, shape, mean_scale=1.0) -> rssm.RSSMState:
 
 
 def kl_reference(post, prior):
-    """KL(N(m1, s1^2) || N(m2, s2^2)) = log(s2/s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2, summed."""
+    """KL(N(m1, s1^2) || N(m2, s2^2)) summed over the last axis:
+    log(s2 / s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2 per dimension."""
     m1, s1 = np.asarray(post.mean, np.float64), np.asarray(post.std, np.float64)
     m2, s2 = np.asarray(prior.mean, np.float64), np.asarray(prior.std, np.float64)
     return np.sum(np.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5, axis=-1)

@@ -101,10 +101,11 @@ def test_policy(trained, make_random_batch):
     policy = train_state.make_policy(nets)
     obs = make_random_batch(spec, NUM_ENVS, 1, seed=9)["obs"][:, 0]
     carry = agent.initial_carry(nets, NUM_ENVS)
-    key, other_key = jax.random.key(1), jax.random.key(2)
-    # Continuous: Normal exploration std 0.3; discrete: epsilon-greedy with epsilon 0.3.
-    runs = {(k, noise): policy(params, carry, obs, key_, noise)
-            for k, key_ in (("key", key), ("other", other_key)) for noise in (0.0, 0.3)}
+    keys = {"key": jax.random.key(1), "other": jax.random.key(2)}
+    # (noise, sample): evaluation (mode action), a policy sample without and with exploration
+    # (continuous: Normal noise std 0.3; discrete: epsilon-greedy with epsilon 0.3).
+    modes = [(0.0, False), (0.0, True), (0.3, True)]
+    runs = {(k, mode): policy(params, carry, obs, keys[k], *mode) for k in keys for mode in modes}
     for (new_carry, action) in runs.values():
         action = np.asarray(action)
         chex.assert_shape(action, (NUM_ENVS, spec.action_dim))
@@ -112,27 +113,29 @@ def test_policy(trained, make_random_batch):
         chex.assert_shape(new_carry.latent.deter, (NUM_ENVS, trained["cfg"].deter_size))
         chex.assert_shape([new_carry.latent.stoch, new_carry.latent.mean, new_carry.latent.std],
                           (NUM_ENVS, trained["cfg"].stoch_size))
+        chex.assert_tree_all_finite(new_carry)
         if spec.discrete:
             assert set(np.unique(action)) <= {0.0, 1.0}
             np.testing.assert_array_equal(action.sum(-1), 1.0)
         else:
             assert np.all(np.abs(action) <= 1.0)
-    # The same key gives the same actions, with and without exploration noise.
-    for noise in (0.0, 0.3):
-        again = policy(params, carry, obs, key, noise)
-        chex.assert_trees_all_equal(again, runs[("key", noise)])
+    # The same key gives the same actions, with and without noise or sampling.
+    for mode in modes:
+        chex.assert_trees_all_equal(policy(params, carry, obs, keys["key"], *mode),
+                                    runs[("key", mode)])
+    # Without noise and sampling the action is the mode of the posterior's action model.
+    new_carry, action = runs[("key", (0.0, False))]
+    mode_action = agent.action_mode(nets, params["actor"], rssm.feature(new_carry.latent))
+    np.testing.assert_allclose(action, mode_action, rtol=1e-5, atol=1e-6)
     if not spec.discrete:
-        # Without noise the action is the mode tanh(mean) of the posterior's action model.
-        latent = runs[("key", 0.0)][0].latent
-        mode = agent.action_mode(nets, params["actor"], rssm.feature(latent))
-        np.testing.assert_allclose(runs[("key", 0.0)][1], mode, rtol=1e-5, atol=1e-6)
-        assert np.all(np.abs(np.asarray(runs[("key", 0.0)][1])) < 1.0)
-        assert not np.allclose(runs[("key", 0.3)][1], runs[("key", 0.0)][1])
+        assert np.all(np.abs(np.asarray(action)) < 1.0)  # tanh(mean)
+        assert not np.allclose(runs[("key", (0.0, True))][1], action)  # a sample, not the mode
+        assert not np.allclose(runs[("key", (0.3, True))][1], runs[("key", (0.0, True))][1])
         # Large exploration noise is clipped to the action bounds.
-        _, wild = policy(params, carry, obs, key, 5.0)
+        _, wild = policy(params, carry, obs, keys["key"], 5.0, True)
         assert np.all(np.abs(np.asarray(wild)) <= 1.0)
         assert np.any(np.abs(np.asarray(wild)) == 1.0)
-    # One compilation serves every noise level.
+    # One compilation serves every noise level and both modes.
     assert policy._cache_size() == 1
 
 
@@ -144,8 +147,8 @@ def test_discrete_policy_explores_uniformly(make_tiny_config, env_specs, make_ra
     envs = 200
     obs = np.random.default_rng(3).normal(size=(envs,) + spec.obs_shape).astype(np.float32)
     carry = agent.initial_carry(nets, envs)
-    _, greedy = policy(params, carry, obs, jax.random.key(4), 0.0)
-    _, random = policy(params, carry, obs, jax.random.key(4), 1.0)
+    _, greedy = policy(params, carry, obs, jax.random.key(4), 0.0, False)
+    _, random = policy(params, carry, obs, jax.random.key(4), 1.0, False)
     # epsilon = 1: every action is uniform, whatever the greedy action is.
     counts = np.asarray(random).sum(0)
     assert np.all(counts > envs / spec.action_dim / 2), counts
