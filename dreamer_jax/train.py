@@ -256,7 +256,7 @@ class Agent:
 
 # --- Main -------------------------------------------------------------------------------------
 
-def train(config: Config, resuming: bool, note: str | None = None) -> None:
+def train(config: Config, note: str | None = None) -> None:
     import jax
     import numpy as np
 
@@ -355,8 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         note = None
         if not resuming and "--preset" not in argv and default_preset() == "cpu":
             note = ("[dreamer_jax] no accelerator found: using --preset cpu (state observations, "
-                    "batch 8); pass --preset paper for the paper's pixel agent")
-        train(config, resuming, note)
+                    "batch 8, action repeat 8); pass --preset paper for the paper's pixel agent")
+        train(config, note)
     except (UsageError, ConfigError, EnvError, CheckpointError) as e:
         print(f"dreamer_jax.train: error: {e}", file=sys.stderr)
         return 2

@@ -46,3 +46,14 @@ def test_pixel_env_renders_64x64_uint8_once_per_agent_step(monkeypatch):
         obs, *_ = env.step(np.zeros(1))
     assert len(calls) == 6  # Reset + 5 agent steps; the repeated frames are never rendered.
     assert envs.select_gl_backend() in ("egl", "osmesa") or envs.select_gl_backend()
+
+
+def test_no_gl_backend_names_the_packages(monkeypatch):
+    import subprocess
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
+    with pytest.raises(envs.EnvError, match="libosmesa6") as info:
+        envs.select_gl_backend(required=True)
+    assert "libegl1" in str(info.value) and "\n" not in str(info.value)
+    assert envs.select_gl_backend(required=False) == "disable"  # State observations still work.
