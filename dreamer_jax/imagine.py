@@ -15,8 +15,6 @@ import jax.numpy as jnp
 from dreamer_jax import rssm
 from dreamer_jax.agent import Nets, action_dist_sample, heads
 
-UNROLL = 1
-
 
 class Imagined(NamedTuple):
     states: rssm.RSSMState   # [H+1, N, ...] s_0..s_H
@@ -44,7 +42,7 @@ def imagine(nets: Nets, world_params, actor_params, start: rssm.RSSMState, key: 
         next_state = rssm.img_step(nets.rssm, world_params["rssm"], state, action, img_key)
         return next_state, (next_state, action)
 
-    _, (states, actions) = jax.lax.scan(step, start, jax.random.split(key, horizon), unroll=UNROLL)
+    _, (states, actions) = jax.lax.scan(step, start, jax.random.split(key, horizon))
     states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s], 0), start, states)
     return Imagined(states, actions, rssm.feature(states))
 
