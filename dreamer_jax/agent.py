@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from dreamer_jax import nets as nn_
-from dreamer_jax import rssm
-from dreamer_jax.config import Config
+from dreamer_jax import objectives, planet, rssm
+from dreamer_jax.config import Config, ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +37,8 @@ class EnvSpec:
 class Nets(NamedTuple):
     """Module instances (static, hashable); their parameters live in separate pytrees."""
     encoder: object
-    decoder: object
+    decoder: object | None       # observation model q(o | s) (objective 'reconstruction')
+    state_model: object | None   # state model q(s | o) (objective 'contrastive')
     rssm: rssm.RSSMCore
     reward: nn_.ScalarHead
     pcont: nn_.ScalarHead | None
@@ -47,9 +48,14 @@ class Nets(NamedTuple):
     mean_scale: float
     init_std: float
     action_min_std: float
+    objective: str = "reconstruction"
+    planner: planet.PlannerConfig | None = None  # CEM planning instead of the action model
 
 
 def make_nets(config: Config, spec: EnvSpec) -> Nets:
+    if config.behavior == "planet" and spec.discrete:
+        raise ConfigError("--behavior=planet plans continuous actions; this task's actions are "
+                          "discrete (use dreamer or only_action)")
     units, layers = config.units, config.layers
     if spec.is_image:
         encoder = nn_.ConvEncoder(config.cnn_depth, config.conv_impl)
@@ -57,9 +63,12 @@ def make_nets(config: Config, spec: EnvSpec) -> Nets:
     else:
         encoder = nn_.MLP(units, layers)
         decoder = nn_.MLP(units, layers, spec.obs_shape[-1])
+    state_model = nn_.StateModel(config.feat_size, spec.is_image, config.cnn_depth, units, layers,
+                                 config.conv_impl, config.min_std)
     return Nets(
         encoder=encoder,
-        decoder=decoder,
+        decoder=decoder if config.objective == "reconstruction" else None,
+        state_model=state_model if config.objective == "contrastive" else None,
         rssm=rssm.RSSMCore(config.deter_size, config.stoch_size, config.hidden_size, config.min_std),
         reward=nn_.ScalarHead(units, layers),
         pcont=nn_.ScalarHead(units, layers) if config.pcont else None,
@@ -69,12 +78,16 @@ def make_nets(config: Config, spec: EnvSpec) -> Nets:
         mean_scale=config.mean_scale,
         init_std=config.init_std,
         action_min_std=config.action_min_std,
+        objective=config.objective,
+        planner=planet.PlannerConfig(config.plan_horizon, config.plan_candidates,
+                                     config.plan_top_k, config.plan_iterations)
+        if config.behavior == "planet" else None,
     )
 
 
 def init_params(nets: Nets, key: jax.Array) -> dict:
     """{'world': {...}, 'actor': ..., 'value': ...} for a single example."""
-    keys = jax.random.split(key, 7)
+    keys = jax.random.split(key, 8)
     spec, core = nets.spec, nets.rssm
     obs = jnp.zeros((1,) + spec.obs_shape, jnp.float32)
     embed = nets.encoder.init(keys[0], obs)
@@ -84,9 +97,12 @@ def init_params(nets: Nets, key: jax.Array) -> dict:
         "encoder": embed,
         "rssm": core.init(keys[1], jnp.zeros((1, core.deter_size)), jnp.zeros((1, core.stoch_size)),
                           jnp.zeros((1, spec.action_dim)), jnp.zeros((1, embed_size))),
-        "decoder": nets.decoder.init(keys[2], feat),
         "reward": nets.reward.init(keys[3], feat),
     }
+    if nets.decoder is not None:
+        world["decoder"] = nets.decoder.init(keys[2], feat)
+    if nets.state_model is not None:
+        world["state_model"] = nets.state_model.init(keys[7], obs)
     if nets.pcont is not None:
         world["pcont"] = nets.pcont.init(keys[4], feat)
     return {"world": world, "actor": nets.actor.init(keys[5], feat),
@@ -109,21 +125,34 @@ class WorldOut(NamedTuple):
 
 
 def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, free_nats: float,
-                     kl_scale: float, pcont_scale: float, discount: float
-                     ) -> tuple[jax.Array, WorldOut]:
-    """eq. 10 as a loss: -E[ln q(o|s) + ln q(r|s)] + beta * max(KL, free nats), per step mean."""
+                     kl_scale: float, pcont_scale: float, discount: float,
+                     reward_transform: str = "none") -> tuple[jax.Array, WorldOut]:
+    """eq. 10 (or 12) as a loss: -E[J_O + ln q(r|s)] + beta * max(KL, free nats), per step mean.
+
+    J_O is the objective's observation term: ln q(o|s) (reconstruction), J_S of eq. 12
+    (contrastive) or nothing (reward)."""
     obs = preprocess(batch["obs"])
     chex.assert_rank(batch["reward"], 2)
     embed = nets.encoder.apply(world_params["encoder"], obs)
     post, prior = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key)
     feat = rssm.feature(post)
-    recon = nets.decoder.apply(world_params["decoder"], feat)
-    event_axes = tuple(range(2, obs.ndim))
-    obs_lp = jnp.mean(nn_.normal_log_prob(obs, recon, event_axes))
-    reward_lp = jnp.mean(nn_.normal_log_prob(batch["reward"], nets.reward.apply(world_params["reward"], feat)))
+    metrics = {}
+    if nets.objective == "reconstruction":
+        recon = nets.decoder.apply(world_params["decoder"], feat)
+        event_axes = tuple(range(2, obs.ndim))
+        obs_term = metrics["obs_log_prob"] = jnp.mean(nn_.normal_log_prob(obs, recon, event_axes))
+    elif nets.objective == "contrastive":
+        mean, std = nets.state_model.apply(world_params["state_model"], obs)
+        flat = lambda x: x.reshape((-1, x.shape[-1]))  # noqa: E731  All B*T observations.
+        obs_term = metrics["contrastive"] = jnp.mean(
+            objectives.contrastive_term(flat(feat), flat(mean), flat(std)))
+    else:
+        obs_term = 0.0
+    reward = jnp.tanh(batch["reward"]) if reward_transform == "tanh" else batch["reward"]
+    reward_lp = jnp.mean(nn_.normal_log_prob(reward, nets.reward.apply(world_params["reward"], feat)))
     kl_term, kl = rssm.kl_loss(post, prior, free_nats=free_nats)
-    loss = kl_scale * kl_term - obs_lp - reward_lp
-    metrics = {"obs_log_prob": obs_lp, "reward_log_prob": reward_lp, "kl": kl}
+    loss = kl_scale * kl_term - obs_term - reward_lp
+    metrics.update(reward_log_prob=reward_lp, kl=kl)
     if nets.pcont is not None:
         logits = nets.pcont.apply(world_params["pcont"], feat)
         pcont_lp = jnp.mean(nn_.bernoulli_log_prob(logits, discount * batch["discount"]))
@@ -199,8 +228,11 @@ def policy_step(nets: Nets, params, carry: PolicyCarry, obs: jax.Array, key: jax
     embed = nets.encoder.apply(world["encoder"], preprocess(obs))
     latent, _ = rssm.obs_step(nets.rssm, world["rssm"], carry.latent, carry.action, embed, obs_key)
     feat = rssm.feature(latent)
-    action = jnp.where(sample, action_dist_sample(nets, params["actor"], feat, sample_key),
-                       action_mode(nets, params["actor"], feat))
+    if nets.planner is not None:  # PlaNet: the CEM plan's first action (noise added below).
+        action = planet.cem_plan(nets, world, latent, sample_key, nets.planner)
+    else:
+        action = jnp.where(sample, action_dist_sample(nets, params["actor"], feat, sample_key),
+                           action_mode(nets, params["actor"], feat))
     if nets.spec.discrete:
         num = action.shape[-1]
         random_action = jax.nn.one_hot(jax.random.randint(noise_key, action.shape[:-1], 0, num), num)

@@ -70,10 +70,17 @@ def _restore(path: pathlib.Path, template: Any) -> tuple[Any, dict]:
 
 
 def load_latest(logdir: str | os.PathLike, template: Any) -> tuple[Any, dict] | None:
-    """(state, meta) of the newest readable checkpoint, or None if there is none."""
-    for path in reversed(list_checkpoints(logdir)):
+    """(state, meta) of the newest readable checkpoint, or None if there is none at all.
+
+    An unreadable newest file is skipped with a warning naming it; if no file is readable, a
+    CheckpointError (starting afresh beside the old run's episodes would silently mix runs)."""
+    paths = list_checkpoints(logdir)
+    for path in reversed(paths):
         try:
             return _restore(path, template)
         except ValueError as e:
             warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
+    if paths:
+        raise CheckpointError(f"none of the {len(paths)} checkpoints in {_dir(logdir)} is readable; "
+                              "move them away to start afresh")
     return None

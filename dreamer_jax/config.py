@@ -16,7 +16,8 @@ class ConfigError(ValueError):
 class Config:
     # --- Run -----------------------------------------------------------------------------
     task: str = "dmc_walker_walk"
-    """Environment: `dmc_<domain>_<task>` (DeepMind Control Suite, e.g. dmc_walker_walk)."""
+    """Environment: `dmc_<domain>_<task>` (DeepMind Control Suite, e.g. dmc_walker_walk),
+    `atari_<game>` (e.g. atari_pong; use --preset atari) or `gym:<gymnasium id>`."""
     logdir: str = "logdir/dmc_walker_walk"
     """Where episodes, checkpoints, metrics.jsonl and TensorBoard events go; resumed if it exists."""
     steps: int = 5_000_000
@@ -39,6 +40,11 @@ class Config:
     expl_noise: float = 0.3
     """Std of the Normal exploration noise added to the action sampled from the action model
     (Algorithm 1; Appendix A: Normal(0, 0.3)). Evaluation uses the mode action, no noise."""
+    expl_min: float = 0.0
+    """Final exploration noise when it decays (Appendix C, discrete actions: epsilon 0.1)."""
+    expl_decay: int = 0
+    """Updates over which the exploration noise decays linearly from --expl_noise to
+    --expl_min; 0 keeps it constant (Appendix C, discrete actions: 200,000)."""
     eval_every: int = 10_000
     """Evaluate (mode action, no noise) every this many env steps; 0 disables."""
     eval_episodes: int = 1
@@ -67,9 +73,29 @@ class Config:
     kl_scale: float = 1.0
     """beta: KL regularizer scale (Appendix A: 1; Appendix C, discrete control: 0.1)."""
     objective: str = "reconstruction"
-    """Representation objective of Section 4: 'reconstruction' (eq. 10, default)."""
+    """Representation objective of Section 4 (Figure 8): 'reconstruction' (eq. 10, the default),
+    'contrastive' (eq. 12: a CNN state model q(s|o) with the batch's observations as negatives)
+    or 'reward' (reward prediction and KL only)."""
 
     # --- Behavior (Section 3, Appendix A) ------------------------------------------------
+    behavior: str = "dreamer"
+    """'dreamer' (action and value models, Section 3), 'only_action' (Figure 4's ablation: the
+    action model maximizes V_R of eq. 4, the imagined rewards up to the horizon; no value model)
+    or 'planet' (Figure 4: online CEM planning on the same world model, as in PlaNet; continuous
+    actions only; no action or value model is trained)."""
+    value_estimate: str = "lambda"
+    """Target of the action and value models under 'dreamer': 'lambda' (V_lambda, eq. 6, the
+    paper) or 'nstep' (V_N^k, eq. 5, with k = --value_k)."""
+    value_k: int = 5
+    """k of V_N^k when --value_estimate=nstep (clipped at the horizon, eq. 5)."""
+    plan_horizon: int = 12
+    """--behavior=planet: planning horizon (PlaNet: 12)."""
+    plan_candidates: int = 1000
+    """--behavior=planet: action sequences sampled per CEM iteration (PlaNet: 1000)."""
+    plan_top_k: int = 100
+    """--behavior=planet: best sequences the CEM distribution is refit to (PlaNet: 100)."""
+    plan_iterations: int = 10
+    """--behavior=planet: CEM iterations per agent step (PlaNet: 10)."""
     horizon: int = 15
     """H: imagination horizon (Appendix A)."""
     discount: float = 0.99
@@ -84,6 +110,9 @@ class Config:
     """Small minimum added to the action std (Dreamer code)."""
     pcont: bool = False
     """Predict the discount from the latent state (Section 3 'early termination', Appendix C)."""
+    reward_transform: str = "none"
+    """'none' or 'tanh': the reward model's target is tanh(reward) (Appendix C: Atari bounds
+    rewards with tanh). Logged returns are always the environment's."""
     pcont_scale: float = 10.0
     """Weight of the discount predictor's log-likelihood in the model loss (Dreamer code)."""
 
@@ -116,6 +145,13 @@ class Config:
     """Checkpoint (params, optimizer states, counters, key) every this many env steps."""
     progress: bool = True
     """Show a one-line progress display on stderr."""
+    video_every: int = 100_000
+    """Write an open-loop video prediction GIF (Figure 5: 5 context frames, the rest predicted
+    from actions) to LOGDIR/videos every this many env steps; pixels + reconstruction only;
+    0 disables. On demand: python -m dreamer_jax.report --logdir LOGDIR."""
+    max_nonfinite: int = 20
+    """Updates with non-finite losses or gradients are skipped (not applied) and counted; after
+    this many in a row the run stops with the last good state checkpointed."""
 
     # --- Derived values ------------------------------------------------------------------
     @property
@@ -137,26 +173,38 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1 free nat, since a 5-dim state carries less than 3 nats per step and below the free nats
     # the transition model (the prior that imagination uses) receives no gradient at all.
     "cpu": dict(obs="state", batch_size=8, seq_len=50, action_repeat=8, free_nats=1.0),
+    # Discrete actions (Appendix C) on Atari with the Machado et al. (2018) protocol: sticky
+    # actions, full action set, 108k frames at most; action repeat 4 as in the paper's code.
+    "atari": dict(
+        task="atari_pong", obs="pixels", action_repeat=4, time_limit=108_000, horizon=10,
+        kl_scale=0.1, pcont=True, reward_transform="tanh", expl_noise=0.4, expl_min=0.1,
+        expl_decay=200_000,
+    ),
     # Tiny networks and short episodes: a few thousand env steps in about a minute (tests).
     "debug": dict(
         deter_size=16, stoch_size=4, hidden_size=16, cnn_depth=2, units=16, layers=2,
         batch_size=4, seq_len=8, horizon=5, train_steps=5, seed_episodes=1, time_limit=100,
         eval_every=200, log_every=100, checkpoint_every=200, progress=False, replay_ram_gib=0.5,
+        video_every=200,
     ),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "obs": ("pixels", "state"),
-    "objective": ("reconstruction",),
+    "objective": ("reconstruction", "contrastive", "reward"),
+    "behavior": ("dreamer", "only_action", "planet"),
+    "value_estimate": ("lambda", "nstep"),
+    "reward_transform": ("none", "tanh"),
     "conv_impl": ("auto", "matmul", "lax"),
 }
 
 _POSITIVE_INT = (
     "steps", "action_repeat", "time_limit", "train_steps", "deter_size", "stoch_size",
     "hidden_size", "cnn_depth", "units", "layers", "horizon", "batch_size", "seq_len",
-    "eval_episodes", "log_every", "checkpoint_every",
+    "eval_episodes", "log_every", "checkpoint_every", "value_k", "max_nonfinite",
+    "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations",
 )
-_NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "expl_noise", "free_nats", "kl_scale",
+_NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay", "expl_noise", "free_nats", "kl_scale",
                  "action_min_std", "pcont_scale")
 _POSITIVE_FLOAT = ("model_lr", "actor_lr", "value_lr", "grad_clip", "adam_eps", "mean_scale",
                    "init_std", "min_std", "replay_ram_gib")
@@ -195,6 +243,9 @@ def validate(config: Config) -> Config:
             f"--seq_len={config.seq_len} is longer than an episode "
             f"({config.episode_agent_steps + 1} agent steps with --time_limit={config.time_limit}"
             f" and --action_repeat={config.action_repeat})")
+    if config.plan_top_k > config.plan_candidates:
+        raise ConfigError(f"--plan_top_k={config.plan_top_k} must be <= "
+                          f"--plan_candidates={config.plan_candidates}")
     envs.check_task_name(config.task)
     return config
 
@@ -208,8 +259,8 @@ def make_config(preset: str = "paper", **overrides: Any) -> Config:
     if unknown:
         raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; see --help for the fields")
     values.update(overrides)
-    if "task" in overrides and "logdir" not in overrides:
-        values["logdir"] = f"logdir/{overrides['task']}"
+    if "logdir" not in values:
+        values["logdir"] = f"logdir/{values.get('task', Config.task)}"
     return validate(Config(**values))
 
 

@@ -1,4 +1,5 @@
-"""Environments: DeepMind Control Suite from 64x64 pixels or from states, with action repeat.
+"""Environments: DeepMind Control Suite from 64x64 pixels or from states, with action repeat
+(Atari and gymnasium environments: `gym_envs`).
 
 Task names are `dmc_<domain>_<task>` (e.g. dmc_walker_walk, dmc_ball_in_cup_catch; the
 paper's short name dmc_cup_catch is accepted too). Each `step` repeats the action
@@ -48,14 +49,28 @@ _DOMAINS = sorted({"ball_in_cup", "point_mass", "humanoid_CMU"} | {t.split("_")[
                   key=len, reverse=True)
 
 
-def check_task_name(name: str) -> tuple[str, str]:
-    """'dmc_walker_walk' -> ('walker', 'walk'); a one-line EnvError for anything else."""
+def check_task_name(name: str) -> str:
+    """Validate a task name of any suite (dmc_*, atari_*, gym:*); a one-line ConfigError else."""
+    if name.startswith("atari_"):
+        from dreamer_jax import gym_envs
+        gym_envs.check_atari_name(name)
+    elif name.startswith("gym:"):
+        from dreamer_jax import gym_envs
+        gym_envs.check_gym_name(name)
+    else:
+        dmc_domain_task(name)
+    return name
+
+
+def dmc_domain_task(name: str) -> tuple[str, str]:
+    """'dmc_walker_walk' -> ('walker', 'walk'); a one-line ConfigError for anything else."""
     suite, _, rest = name.partition("_")
     rest = DMC_ALIASES.get(rest, rest)
     if suite != "dmc" or rest not in DMC_TASKS:
         from dreamer_jax.config import ConfigError
         raise ConfigError(
-            f"--task={name!r} is unknown; use dmc_<domain>_<task>, e.g. dmc_walker_walk, one of: "
+            f"--task={name!r} is unknown; use dmc_<domain>_<task> (e.g. dmc_walker_walk), "
+            "atari_<game> (e.g. atari_pong) or gym:<id> (e.g. gym:Pendulum-v1); DMC tasks: "
             + ", ".join("dmc_" + t for t in DMC_TASKS))
     for domain in _DOMAINS:
         if rest.startswith(domain + "_"):
@@ -114,7 +129,7 @@ class DMCEnv:
     def __init__(self, name: str, *, obs: str = "pixels", action_repeat: int = 2,
                  time_limit: int = 1000, seed: int = 0, size: tuple[int, int] = (64, 64),
                  render_fast: bool = False):
-        domain, task = check_task_name(name)
+        domain, task = dmc_domain_task(name)
         select_gl_backend(required=obs == "pixels")
         from dm_control import suite
 
@@ -163,6 +178,15 @@ class DMCEnv:
         done = time_step.last() or self._steps >= self._limit
         return self._observe(time_step), reward, done, float(discount)
 
+    def rng_state(self) -> list:
+        """The task's random state (initial states of coming episodes), JSON-serializable."""
+        name, keys, pos, has_gauss, gauss = self._env.task.random.get_state()
+        return [name, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(gauss)]
+
+    def set_rng_state(self, state: list) -> None:
+        name, keys, pos, has_gauss, gauss = state
+        self._env.task.random.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, gauss))
+
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(-1, 1, self.spec.action_dim).astype(np.float32)
 
@@ -170,6 +194,19 @@ class DMCEnv:
         self._env.close()
 
 
-def make_env(config: Any, *, seed: int) -> DMCEnv:
+def make_env(config: Any, *, seed: int):
+    """The environment of `config.task`: DMCEnv, gym_envs.AtariEnv or gym_envs.GymEnv."""
+    if config.task.startswith("atari_"):
+        from dreamer_jax import gym_envs
+        if config.obs != "pixels":
+            raise EnvError(f"--task={config.task} has image observations only; use --obs pixels")
+        return gym_envs.AtariEnv(gym_envs.check_atari_name(config.task),
+                                 action_repeat=config.action_repeat,
+                                 time_limit=config.time_limit, seed=seed)
+    if config.task.startswith("gym:"):
+        from dreamer_jax import gym_envs
+        return gym_envs.GymEnv(gym_envs.check_gym_name(config.task), obs=config.obs,
+                               action_repeat=config.action_repeat, time_limit=config.time_limit,
+                               seed=seed)
     return DMCEnv(config.task, obs=config.obs, action_repeat=config.action_repeat,
                   time_limit=config.time_limit, seed=seed, render_fast=config.render_fast)

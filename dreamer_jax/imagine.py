@@ -71,8 +71,59 @@ def lambda_returns(reward: jax.Array, value: jax.Array, discount: jax.Array | fl
     return returns
 
 
+def nstep_returns(reward: jax.Array, value: jax.Array, discount: jax.Array | float, *,
+                  k: int) -> jax.Array:
+    """V_N^k(s_0..s_{H-1}) [H, N] of eq. 5 from reward, value [H+1, N] of states s_0..s_H.
+
+    k rewards (fewer near the horizon: h = min(tau + k, H)), then the value of s_h; the discount
+    before step n is the product of the discounts of s_tau..s_{n-1}, as in `lambda_returns`.
+    """
+    chex.assert_rank([reward, value], 2)
+    chex.assert_equal_shape([reward, value])
+    if k < 1:
+        raise ValueError(f"k={k} must be >= 1")
+    horizon = reward.shape[0] - 1
+    discount = jnp.broadcast_to(jnp.asarray(discount, reward.dtype), reward.shape)
+    # Pad past the horizon with reward 0, discount 1 and value v(s_H): V_N^k of a state closer
+    # than k steps to the horizon then bootstraps from v(s_H), which is h = min(tau + k, H).
+    pad = lambda x, fill: jnp.concatenate([x, jnp.broadcast_to(fill, (k,) + x.shape[1:])])  # noqa: E731
+    r = pad(reward[:-1], 0.0)
+    d = pad(discount[:-1], 1.0)
+    v = pad(value, value[-1])
+    ret = jnp.zeros_like(reward[:-1])
+    scale = jnp.ones_like(reward[:-1])
+    for j in range(k):
+        ret = ret + scale * r[j:j + horizon]
+        scale = scale * d[j:j + horizon]
+    ret = ret + scale * v[k:k + horizon]
+    chex.assert_shape(ret, (horizon, reward.shape[1]))
+    return ret
+
+
+def reward_sums(reward: jax.Array) -> jax.Array:
+    """V_R(s_0..s_{H-1}) [H, N] of eq. 4: the imagined rewards from s_tau up to s_H, no value."""
+    chex.assert_rank(reward, 2)
+    return jnp.cumsum(reward[::-1], axis=0)[::-1][:-1]
+
+
+ESTIMATES = ("lambda", "nstep", "reward")
+
+
+def value_estimate(reward: jax.Array, value: jax.Array, discount: jax.Array | float, *,
+                   estimate: str, lambda_: float, k: int) -> jax.Array:
+    """The behavior targets [H, N]: 'lambda' V_lambda (eq. 6, Dreamer), 'nstep' V_N^k (eq. 5),
+    'reward' V_R (eq. 4, the action-only ablation without a value model)."""
+    if estimate == "lambda":
+        return lambda_returns(reward, value, discount, lambda_=lambda_)
+    if estimate == "nstep":
+        return nstep_returns(reward, value, discount, k=k)
+    if estimate == "reward":
+        return reward_sums(reward)
+    raise ValueError(f"estimate={estimate!r}; choose one of {', '.join(ESTIMATES)}")
+
+
 class BehaviorOut(NamedTuple):
-    returns: jax.Array   # [H, N] V_lambda targets
+    returns: jax.Array   # [H, N] value estimates (V_lambda by default), the actor's objective
     weights: jax.Array   # [H, N] loss weights (cumulative predicted discount, or ones)
     feat: jax.Array      # [H+1, N, F]
     reward: jax.Array    # [H+1, N]
@@ -80,12 +131,14 @@ class BehaviorOut(NamedTuple):
 
 
 def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm.RSSMState,
-               key: jax.Array, *, horizon: int, discount: float, lambda_: float
-               ) -> tuple[jax.Array, BehaviorOut]:
-    """eq. 7: maximize V_lambda of imagined states -> loss = -mean_{tau, N} V_lambda(s_tau)."""
+               key: jax.Array, *, horizon: int, discount: float, lambda_: float,
+               estimate: str = "lambda", k: int = 1) -> tuple[jax.Array, BehaviorOut]:
+    """eq. 7: maximize the value estimate of imagined states -> loss = -mean_{tau, N} V(s_tau).
+
+    `estimate` picks V_lambda (default), V_N^k or V_R (see `value_estimate`)."""
     traj = imagine(nets, world_params, actor_params, start, key, horizon=horizon)
     reward, value, disc = heads(nets, world_params, value_params, traj.feat, discount=discount)
-    returns = lambda_returns(reward, value, disc, lambda_=lambda_)
+    returns = value_estimate(reward, value, disc, estimate=estimate, lambda_=lambda_, k=k)
     if nets.pcont is None:
         weights = jnp.ones_like(returns)
     else:

@@ -7,8 +7,9 @@
   std (continuous), or one-hot categorical with straight-through gradients (discrete).
 
 Convolutions have two formulations with the same parameters and the same numbers: 'lax' (XLA
-convolutions; cuDNN on GPU) and 'matmul' (patch extraction + one matmul per layer, which XLA:CPU
-runs several times faster than its convolutions, transposed ones especially).
+convolutions; cuDNN on GPU) and 'matmul' (space-to-depth, row taps as patches, one matmul per
+layer, column taps as shifted adds), which XLA:CPU runs several times faster than its
+convolutions, transposed ones especially (docs/speed.md).
 All modules take any number of leading batch dimensions.
 """
 from __future__ import annotations
@@ -37,8 +38,8 @@ def resolve_conv_impl(impl: str) -> str:
 
 # --- Convolutions -------------------------------------------------------------------------
 
-def conv_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """VALID conv of x [N, H, W, C] with kernel [k, k, C, F] as patch extraction + matmul."""
+def conv_patches(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """VALID conv of x [N, H, W, C] with kernel [k, k, C, F] as patch extraction + one matmul."""
     k = kernel.shape[0]
     n, h, w, c = x.shape
     ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
@@ -50,6 +51,35 @@ def conv_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     return patches @ kernel.reshape(k * k * c, -1)
 
 
+def conv_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """VALID strided conv of x [N, H, W, C] with kernel [k, k, C, F], written for XLA:CPU.
+
+    With k a multiple of s, a stride-s conv is a stride-1 conv with k/s taps per axis on the
+    space-to-depth input [N, H/s, W/s, s*s*C]. Row taps become patch channels (one matmul
+    with a long contraction); column taps become shifted adds of the matmul's outputs, which
+    keeps the patch tensor (and its gradient) small. Few channels: all taps as patches.
+    """
+    k, _, c, f = kernel.shape
+    s = stride
+    if k % s:
+        return conv_patches(x, kernel, stride)
+    n, h, w, _ = x.shape
+    kk = k // s
+    ho, wo = (h - k) // s + 1, (w - k) // s + 1
+    hs, ws = ho + kk - 1, wo + kk - 1
+    xs = x[:, :hs * s, :ws * s].reshape(n, hs, s, ws, s, c)
+    xs = xs.transpose(0, 1, 3, 2, 4, 5).reshape(n, hs, ws, s * s * c)  # channels (r, t, c)
+    taps = kernel.reshape(kk, s, kk, s, c, f)  # kernel[s*a + r, s*b + t] = taps[a, r, b, t]
+    if s * s * c < 32:
+        patches = jnp.concatenate(
+            [xs[:, a:a + ho, b:b + wo] for a in range(kk) for b in range(kk)], axis=-1)
+        return patches @ taps.transpose(0, 2, 1, 3, 4, 5).reshape(kk * kk * s * s * c, f)
+    rows = jnp.concatenate([xs[:, a:a + ho] for a in range(kk)], axis=-1)  # [N, Ho, ws, (a,r,t,c)]
+    y = rows @ taps.transpose(0, 1, 3, 4, 2, 5).reshape(kk * s * s * c, kk * f)
+    y = y.reshape(n, ho, ws, kk, f)
+    return sum(y[:, :, b:b + wo, b] for b in range(kk))
+
+
 def conv_lax(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     return jax.lax.conv_general_dilated(
         x, kernel, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -58,20 +88,28 @@ def conv_lax(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
 def conv_transpose_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """Transposed conv, out[s*i + a, s*j + b] += x[i, j] @ kernel[a, b]; x [N, H, W, C].
 
-    Written as a sub-pixel convolution: output phase (r, t) = (row mod s, col mod s) is a stride-1
-    conv of the zero-padded input with the taps kernel[s*p + r, s*q + t]; all s*s phases come out
-    of one `conv_matmul` as channels and are interleaved (depth-to-space). Output s*(H-1) + k.
+    A 1x1 input is one matmul. Otherwise, per output phase (r, t) = (row mod s, col mod s),
+    out[s*m + r, s*l + t] = sum_{p, q} x[m - p, l - q] @ kernel[s*p + r, s*q + t] over the P =
+    ceil(k/s) taps per axis: row taps are gathered as patch channels of the row-padded input
+    (one matmul, contraction P*C), column taps are shifted adds of its outputs; the s*s phases
+    come out as channels and are interleaved (depth-to-space). Output size s*(H-1) + k.
     """
     k, _, c, f = kernel.shape
     n, h, w, _ = x.shape
     s = stride
-    taps = -(-k // s)  # P: taps per phase and axis.
+    if h == w == 1:
+        y = x.reshape(n, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, k * k * f)
+        return y.reshape(n, k, k, f)
+    taps = -(-k // s)  # P
     kp = jnp.pad(kernel, ((0, s * taps - k), (0, s * taps - k), (0, 0), (0, 0)))
-    kp = kp.reshape(taps, s, taps, s, c, f)[::-1, :, ::-1]  # (p, r, q, t) with p, q flipped.
-    kp = kp.transpose(0, 2, 4, 1, 3, 5).reshape(taps, taps, c, s * s * f)
-    xp = jnp.pad(x, ((0, 0), (taps - 1, taps - 1), (taps - 1, taps - 1), (0, 0)))
-    y = conv_matmul(xp, kp, 1)  # [N, H+P-1, W+P-1, s*s*F]
-    mh, mw = y.shape[1], y.shape[2]
+    kp = kp.reshape(taps, s, taps, s, c, f)[::-1]  # (p flipped, r, q, t, c, f)
+    kp = kp.transpose(0, 4, 2, 1, 3, 5).reshape(taps * c, taps * s * s * f)
+    mh, mw = h + taps - 1, w + taps - 1
+    xp = jnp.pad(x, ((0, 0), (taps - 1, taps - 1), (0, 0), (0, 0)))
+    rows = jnp.concatenate([xp[:, a:a + mh] for a in range(taps)], axis=-1)  # [N, mh, W, P*C]
+    y = (rows @ kp).reshape(n, mh, w, taps, s * s * f)
+    y = sum(jnp.pad(y[:, :, :, q], ((0, 0), (0, 0), (q, taps - 1 - q), (0, 0)))
+            for q in range(taps))  # [N, mh, mw, (r, t, f)]
     y = y.reshape(n, mh, mw, s, s, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, mh * s, mw * s, f)
     return y[:, :s * (h - 1) + k, :s * (w - 1) + k, :]
 
@@ -137,6 +175,27 @@ class ConvDecoder(nn.Module):
             if i < len(specs) - 1:
                 x = nn.relu(x)
         return x.reshape(batch + x.shape[1:])
+
+
+class StateModel(nn.Module):
+    """State model q(s_t | o_t) of the contrastive objective (eq. 11): a CNN on the image (or an
+    MLP on a state vector), then a diagonal Gaussian over the model state feature [stoch, deter]."""
+    feat_size: int
+    image: bool
+    depth: int = 32
+    units: int = 300
+    layers: int = 3
+    impl: str = "auto"
+    min_std: float = 0.1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.image:
+            x = ConvEncoder(self.depth, self.impl)(obs)
+        else:
+            x = MLP(self.units, self.layers)(obs)
+        mean, std = jnp.split(Dense(2 * self.feat_size, name="stats")(x), 2, axis=-1)
+        return mean, jax.nn.softplus(std) + self.min_std
 
 
 class MLP(nn.Module):

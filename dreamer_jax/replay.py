@@ -95,6 +95,10 @@ class Replay:
             _, old = self._cache.popitem(last=False)
             self._cached_bytes -= episode_nbytes(old)
 
+    def episode_lengths(self) -> list[int]:
+        """Entries (T + 1) of each episode in RAM."""
+        return [len(e["reward"]) for e in self._cache.values()]
+
     @property
     def cached_bytes(self) -> int:
         return self._cached_bytes

@@ -22,7 +22,11 @@ from dreamer_jax.config import Config, ConfigError
 
 # Fields that may change when a run is resumed (how long / how it is logged, not what it learns).
 RUNTIME_FIELDS = ("steps", "logdir", "progress", "eval_every", "eval_episodes", "log_every",
-                  "checkpoint_every", "replay_ram_gib")
+                  "checkpoint_every", "replay_ram_gib", "max_nonfinite", "video_every")
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive non-finite updates; the last good state is checkpointed."""
 
 
 class UsageError(Exception):
@@ -235,23 +239,64 @@ class Agent:
         self.optimizers = train_state.make_optimizers(config)
         init_key, self.policy_key = jax.random.split(key)
         self.state = train_state.init_train_state(self.nets, self.optimizers, init_key)
+        # Data-parallel over all devices when there are several (batch split along B).
+        devices = jax.devices()
+        mesh = None
+        if len(devices) > 1:
+            if config.batch_size % len(devices):
+                raise ConfigError(f"--batch_size={config.batch_size} must be a multiple of the "
+                                  f"{len(devices)} devices it is split over")
+            mesh = train_state.data_mesh(devices)
+            self.state = jax.device_put(self.state, jax.sharding.NamedSharding(
+                mesh, jax.sharding.PartitionSpec()))
         self.train_step = train_state.make_train_step(
-            self.nets, self.optimizers, train_state.LossConfig.from_config(config))
+            self.nets, self.optimizers, train_state.LossConfig.from_config(config), mesh)
         self._policy = train_state.make_policy(self.nets)
         self._initial_carry = agent.initial_carry(self.nets, 1)
         self._carry = self._initial_carry
 
-    def act(self, obs, first: bool, training: bool):
+    def exploration(self, updates: int) -> float:
+        """Exploration noise (Normal std, or epsilon for discrete actions) after `updates`:
+        linear from expl_noise to expl_min over expl_decay updates (Appendix C), or constant."""
+        c = self.config
+        if not c.expl_decay:
+            return c.expl_noise
+        frac = min(updates / c.expl_decay, 1.0)
+        return c.expl_noise + frac * (c.expl_min - c.expl_noise)
+
+    def act(self, obs, first: bool, training: bool, updates: int = 0):
         import jax
         import numpy as np
 
         if first:
             self._carry = self._initial_carry
         self.policy_key, key = jax.random.split(self.policy_key)
-        noise = self.config.expl_noise if training else 0.0
+        noise = self.exploration(updates) if training else 0.0
         self._carry, action = self._policy(self.state.params, self._carry, obs[None], key, noise,
                                            training)
         return np.asarray(action[0])
+
+
+def check_nonfinite(block: list, counters: dict, limit: int, save, logdir) -> None:
+    """Count the updates of `block` that the train step skipped for non-finite values; warn;
+    stop the run (checkpointing the last good state) after `limit` in a row."""
+    import jax
+
+    skipped = [bool(m) for m in jax.device_get([m["nonfinite"] for m in block])]
+    if not any(skipped):
+        counters["nonfinite_streak"] = 0
+        return
+    for flag in skipped:
+        counters["nonfinite_streak"] = counters["nonfinite_streak"] + 1 if flag else 0
+    counters["nonfinite_updates"] += sum(skipped)
+    print(f"[dreamer_jax] warning: {sum(skipped)} of the last {len(block)} updates had non-finite "
+          f"losses or gradients and were skipped ({counters['nonfinite_updates']} so far)",
+          file=sys.stderr)
+    if counters["nonfinite_streak"] >= limit:
+        save()
+        raise TrainingDiverged(
+            f"{counters['nonfinite_streak']} updates in a row had non-finite losses or gradients "
+            f"(--max_nonfinite={limit}); the last good state is checkpointed in {logdir}")
 
 
 # --- Main -------------------------------------------------------------------------------------
@@ -260,26 +305,29 @@ def train(config: Config, note: str | None = None) -> None:
     import jax
     import numpy as np
 
-    from dreamer_jax import checkpoint, envs, replay as replay_lib
+    from dreamer_jax import checkpoint, envs, replay as replay_lib, report as report_lib
 
-    logdir = prepare_logdir(config)
-    if note:
-        print(note, file=sys.stderr)
-    env = envs.make_env(config, seed=config.seed)
+    env = envs.make_env(config, seed=config.seed)  # Before the logdir: a bad task writes nothing.
     eval_env = envs.make_env(config, seed=config.seed + 10_000)
+    logdir = prepare_logdir(config)
+    if note:  # After the environment is made: a bad task is reported alone, in one line.
+        print(note, file=sys.stderr)
     write_json_atomic(logdir / "spec.json", dataclasses.asdict(env.spec))
     agent = Agent(config, env.spec, jax.random.PRNGKey(config.seed))
     replay = replay_lib.Replay(logdir / "episodes", int(config.replay_ram_gib * 2**30))
     replay.load()
     rng = np.random.default_rng(config.seed)
     counters = {"updates": 0, "env_steps": 0, "episodes": 0, "last_eval": 0, "last_log": 0,
-                "last_ckpt": 0}
+                "last_ckpt": 0, "last_video": 0, "nonfinite_updates": 0, "nonfinite_streak": 0}
     restored = checkpoint.load_latest(logdir, agent.state)
     if restored is not None:
         agent.state, meta = restored
         counters.update(meta["counters"])
         rng.bit_generator.state = meta["replay_rng"]
         agent.policy_key = jax.numpy.asarray(np.asarray(meta["policy_key"], np.uint32))
+        if "env_rng" in meta:  # Checkpoints written before the environments' states were saved.
+            env.set_rng_state(meta["env_rng"])
+            eval_env.set_rng_state(meta["eval_env_rng"])
         print(f"[dreamer_jax] resumed {logdir} at {counters['env_steps']} env steps, "
               f"{counters['updates']} updates", file=sys.stderr)
     counters["env_steps"] = replay.num_steps * config.action_repeat
@@ -300,7 +348,8 @@ def train(config: Config, note: str | None = None) -> None:
 
     def save() -> None:
         meta = {"counters": counters, "replay_rng": rng.bit_generator.state,
-                "policy_key": np.asarray(agent.policy_key).tolist()}
+                "policy_key": np.asarray(agent.policy_key).tolist(),
+                "env_rng": env.rng_state(), "eval_env_rng": eval_env.rng_state()}
         checkpoint.save(logdir, agent.state, meta, step=counters["env_steps"])
         counters["last_ckpt"] = counters["env_steps"]
 
@@ -310,13 +359,20 @@ def train(config: Config, note: str | None = None) -> None:
 
     update_metrics: list[dict] = []
     last_log_time = [time.time()]
+    # Open-loop videos (own sampler: the training batches stay as without videos).
+    video = None
+    if config.video_every and agent.nets.decoder is not None and env.spec.is_image:
+        video = report_lib.make_report(agent.nets)
+    video_rng = np.random.default_rng([config.seed, counters["last_video"]])
     while counters["env_steps"] < config.steps:
         for _ in range(config.train_steps):
             batch = replay.sample(rng, config.batch_size, config.seq_len)
             agent.state, metrics = agent.train_step(agent.state, batch)
             update_metrics.append(metrics)
             counters["updates"] += 1
-        collect(lambda obs, first: agent.act(obs, first, True))
+        check_nonfinite(update_metrics[-config.train_steps:], counters, config.max_nonfinite,
+                        save, logdir)
+        collect(lambda obs, first: agent.act(obs, first, True, counters["updates"]))
         if config.eval_every and counters["env_steps"] - counters["last_eval"] >= config.eval_every:
             returns = [run_episode(eval_env, lambda o, f: agent.act(o, f, False))[1]
                        for _ in range(config.eval_episodes)]
@@ -328,10 +384,17 @@ def train(config: Config, note: str | None = None) -> None:
             now = time.time()
             fps = (counters["env_steps"] - counters["last_log"]) / max(now - last_log_time[0], 1e-6)
             last_log_time[0] = now
-            means.update(updates=counters["updates"], env_steps_per_s=fps)
+            means.update(updates=counters["updates"], env_steps_per_s=fps,
+                         nonfinite_updates=counters["nonfinite_updates"])
             logger.write(counters["env_steps"], means)
             update_metrics.clear()
             counters["last_log"] = counters["env_steps"]
+        if video and counters["env_steps"] - counters["last_video"] >= config.video_every:
+            batch = replay.sample(video_rng, 6, config.seq_len)
+            report_lib.write_open_loop_video(
+                video, agent.state.params["world"], batch, jax.random.key(counters["env_steps"]),
+                logdir / "videos" / f"openloop-{counters['env_steps']:010d}.gif")
+            counters["last_video"] = counters["env_steps"]
         if counters["env_steps"] - counters["last_ckpt"] >= config.checkpoint_every:
             save()
         logger.progress(counters["env_steps"], counters["updates"])
@@ -360,6 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, EnvError, CheckpointError) as e:
         print(f"dreamer_jax.train: error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:
+        print(f"dreamer_jax.train: stopped: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("dreamer_jax.train: interrupted; resume with the same command", file=sys.stderr)
         return 130

@@ -49,11 +49,21 @@ class LossConfig(NamedTuple):
     discount: float
     lambda_: float
     horizon: int
+    estimate: str = "lambda"   # 'lambda' | 'nstep' | 'reward' (see imagine.value_estimate)
+    value_k: int = 5
+    learn_value: bool = True   # False for the only_action ablation: no value model
+    learn_actor: bool = True   # False for planet: CEM planning replaces the action model
+    reward_transform: str = "none"  # 'tanh': bounded reward targets (Appendix C)
 
     @classmethod
     def from_config(cls, config: Config) -> "LossConfig":
+        only_action = config.behavior == "only_action"
         return cls(config.free_nats, config.kl_scale, config.pcont_scale, config.discount,
-                   config.lambda_, config.horizon)
+                   config.lambda_, config.horizon,
+                   estimate="reward" if only_action else config.value_estimate,
+                   value_k=config.value_k, learn_value=config.behavior == "dreamer",
+                   learn_actor=config.behavior != "planet",
+                   reward_transform=config.reward_transform)
 
 
 def compute_grads(nets: agent.Nets, loss_cfg: LossConfig, params: dict, batch: dict,
@@ -64,32 +74,64 @@ def compute_grads(nets: agent.Nets, loss_cfg: LossConfig, params: dict, batch: d
     # World model.
     wm_fn = lambda wp: agent.world_model_loss(  # noqa: E731
         nets, wp, batch, wm_key, free_nats=loss_cfg.free_nats, kl_scale=loss_cfg.kl_scale,
-        pcont_scale=loss_cfg.pcont_scale, discount=loss_cfg.discount)
+        pcont_scale=loss_cfg.pcont_scale, discount=loss_cfg.discount,
+        reward_transform=loss_cfg.reward_transform)
     (_, wm_out), wm_grads = jax.value_and_grad(wm_fn, has_aux=True)(params["world"])
+
+    metrics = dict(wm_out.metrics)
+    metrics.update(prior_std=jnp.mean(wm_out.prior.std), post_std=jnp.mean(wm_out.post.std))
+    zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)  # noqa: E731
+    if not loss_cfg.learn_actor:  # PlaNet plans with the world model alone.
+        return {"world": wm_grads, "actor": zeros(params["actor"]),
+                "value": zeros(params["value"])}, metrics
 
     # Imagination: start from every posterior state, world model fixed.
     start = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), wm_out.post)
     actor_fn = lambda ap: imagine.actor_loss(  # noqa: E731
         nets, params["world"], ap, params["value"], start, imag_key, horizon=loss_cfg.horizon,
-        discount=loss_cfg.discount, lambda_=loss_cfg.lambda_)
+        discount=loss_cfg.discount, lambda_=loss_cfg.lambda_, estimate=loss_cfg.estimate,
+        k=loss_cfg.value_k)
     (a_loss, beh), actor_grads = jax.value_and_grad(actor_fn, has_aux=True)(params["actor"])
 
     # Value model.
-    v_loss, value_grads = jax.value_and_grad(imagine.value_loss, argnums=1)(
-        nets, params["value"], beh.feat, beh.returns, beh.weights)
+    if loss_cfg.learn_value:
+        v_loss, value_grads = jax.value_and_grad(imagine.value_loss, argnums=1)(
+            nets, params["value"], beh.feat, beh.returns, beh.weights)
+    else:  # Zero gradients leave the value parameters (and Adam's moments) where they are.
+        v_loss, value_grads = jnp.zeros(()), zeros(params["value"])
 
-    metrics = dict(wm_out.metrics)
     metrics.update(
         actor_loss=a_loss, value_loss=v_loss, imag_return=jnp.mean(beh.returns),
-        imag_reward=jnp.mean(beh.reward), imag_value=jnp.mean(beh.value),
-        prior_std=jnp.mean(wm_out.prior.std), post_std=jnp.mean(wm_out.post.std))
+        imag_reward=jnp.mean(beh.reward), imag_value=jnp.mean(beh.value))
     grads = {"world": wm_grads, "actor": actor_grads, "value": value_grads}
     return grads, metrics
 
 
-def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig
+def all_finite(tree) -> jax.Array:
+    """Scalar bool: every element of every floating-point leaf is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def data_mesh(devices=None) -> jax.sharding.Mesh:
+    """A 1-D mesh with axis 'data' over `devices` (default: all devices of this process; after
+    `jax.distributed.initialize()`, `jax.devices()` spans every host)."""
+    import numpy as np
+
+    return jax.sharding.Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
+
+
+def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig,
+                    mesh: jax.sharding.Mesh | None = None
                     ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
-    """The jitted `train_step(state, batch) -> (state, metrics)`; `state` is donated."""
+    """The jitted `train_step(state, batch) -> (state, metrics)`; `state` is donated.
+
+    metrics['nonfinite'] is 1.0 when the update was skipped for non-finite losses or gradients.
+    With a `mesh` (see `data_mesh`), the batch is split along B over the mesh's 'data' axis and
+    the state is replicated: data-parallel training, the same math as on one device (XLA inserts
+    the gradient all-reduce). B must be a multiple of the number of devices.
+    """
 
     def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         key, step_key = jax.random.split(state.key)
@@ -100,10 +142,22 @@ def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig
                 grads[part], state.opt_state[part], state.params[part])
             params[part] = optax.apply_updates(state.params[part], updates)
             metrics[f"{part}_grad_norm"] = optax.global_norm(grads[part])
+        # NaN/Inf guard: an update whose losses or gradients are not all finite is not applied
+        # (parameters and optimizer states stay as they were; the key and counter move on).
+        finite = all_finite((grads, metrics))
+        keep = lambda new, old: jax.tree.map(  # noqa: E731
+            lambda n, o: jnp.where(finite, n, o), new, old)
+        params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+        metrics["nonfinite"] = 1.0 - finite.astype(jnp.float32)
         new_state = TrainState(params, opt_state, key, state.step + 1)
         return new_state, metrics
 
-    return jax.jit(train_step, donate_argnums=0)
+    if mesh is None:
+        return jax.jit(train_step, donate_argnums=0)
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    return jax.jit(train_step, donate_argnums=0, in_shardings=(replicated, split),
+                   out_shardings=(replicated, replicated))
 
 
 def make_policy(nets: agent.Nets) -> Callable:

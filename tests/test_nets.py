@@ -149,26 +149,28 @@ CONV_CASES = [(9, 4, 2), (8, 3, 1), (10, 4, 3), (7, 2, 2)]
 DECONV_CASES = [(1, 5, 2), (3, 6, 2), (4, 5, 2), (3, 3, 1), (2, 4, 3), (3, 2, 2)]
 
 
-def random_conv_inputs(seed, size, kernel, cin=3, cout=4):
+def random_conv_inputs(seed, size, kernel, cin=3, cout=4, width=None):
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(2, size, size + 1, cin)).astype(np.float32)
+    width = size + 1 if width is None else width
+    x = rng.normal(size=(2, size, width, cin)).astype(np.float32)
     k = rng.normal(size=(kernel, kernel, cin, cout)).astype(np.float32)
     return x, k
 
 
+@pytest.mark.parametrize("cin", [3, 16])  # conv_matmul: all taps as patches / row taps only
 @pytest.mark.parametrize("size,kernel,stride", CONV_CASES)
-def test_conv_formulations_match_numpy(size, kernel, stride):
-    x, k = random_conv_inputs(size + kernel, size, kernel)
+def test_conv_formulations_match_numpy(size, kernel, stride, cin):
+    x, k = random_conv_inputs(size + kernel, size, kernel, cin=cin)
     want = conv_reference(x.astype(np.float64), k.astype(np.float64), stride)
-    for fn in (nets.conv_matmul, nets.conv_lax):
+    for fn in (nets.conv_matmul, nets.conv_patches, nets.conv_lax):
         got = jax.jit(fn, static_argnums=2)(x, k, stride)
         chex.assert_shape(got, want.shape)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=fn.__name__)
 
 
-@pytest.mark.parametrize("size,kernel,stride", DECONV_CASES)
-def test_conv_transpose_formulations_match_numpy(size, kernel, stride):
-    x, k = random_conv_inputs(size + kernel, size, kernel)
+@pytest.mark.parametrize("size,kernel,stride,width", [c + (None,) for c in DECONV_CASES] + [(1, 5, 2, 1)])
+def test_conv_transpose_formulations_match_numpy(size, kernel, stride, width):
+    x, k = random_conv_inputs(size + kernel, size, kernel, width=width)
     want = conv_transpose_reference(x.astype(np.float64), k.astype(np.float64), stride)
     for fn in (nets.conv_transpose_matmul, nets.conv_transpose_lax):
         got = jax.jit(fn, static_argnums=2)(x, k, stride)
@@ -176,13 +178,14 @@ def test_conv_transpose_formulations_match_numpy(size, kernel, stride):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=fn.__name__)
 
 
-@pytest.mark.parametrize("transpose,size,kernel", [(False, 9, 4), (True, 3, 6), (True, 4, 5)])
-def test_conv_module_impls_agree(transpose, size, kernel, make_random_params):
+@pytest.mark.parametrize("transpose,size,kernel,cin", [  # size 1: 1x1 input (a single matmul)
+    (False, 9, 4, 3), (False, 9, 4, 16), (True, 1, 5, 3), (True, 3, 6, 3), (True, 4, 5, 3)])
+def test_conv_module_impls_agree(transpose, size, kernel, cin, make_random_params):
     """'matmul' and 'lax' give the same outputs and gradients from the same parameters."""
-    x, _ = random_conv_inputs(size, size, kernel)
+    x, _ = random_conv_inputs(size, size, kernel, cin=cin, width=1 if size == 1 else None)
     modules = {impl: nets.Conv(4, kernel, 2, impl, transpose) for impl in ("matmul", "lax")}
     params = make_random_params(modules["lax"].init, jax.random.key(0), x)
-    chex.assert_shape(params["params"]["kernel"], (kernel, kernel, 3, 4))
+    chex.assert_shape(params["params"]["kernel"], (kernel, kernel, cin, 4))
     out_shape = jax.eval_shape(modules["lax"].apply, params, x).shape
     w = np.random.default_rng(7).normal(size=out_shape).astype(np.float32)
 

@@ -153,3 +153,32 @@ def test_discrete_policy_explores_uniformly(make_tiny_config, env_specs, make_ra
     counts = np.asarray(random).sum(0)
     assert np.all(counts > envs / spec.action_dim / 2), counts
     assert not np.array_equal(greedy, random)
+
+
+# --- NaN/Inf guard ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["reward", "obs"])
+def test_nonfinite_update_is_skipped(field, make_tiny_config, env_specs, make_random_batch):
+    spec = env_specs["state"]
+    cfg = make_tiny_config()
+    nets = agent.make_nets(cfg, spec)
+    optimizers = train_state.make_optimizers(cfg)
+    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
+    state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
+    good = make_random_batch(spec, cfg.batch_size, cfg.seq_len, seed=1)
+    bad = dict(good)
+    bad[field] = good[field].copy()
+    bad[field][1, 2] = np.nan  # One poisoned value is enough to make the losses NaN.
+    before = jax.device_get(state)
+    state, metrics = step(state, bad)
+    after = jax.device_get(state)
+    assert float(metrics["nonfinite"]) == 1.0
+    chex.assert_trees_all_equal(after.params, before.params)
+    chex.assert_trees_all_equal(after.opt_state, before.opt_state)
+    assert int(after.step) == 1 and not np.array_equal(after.key, before.key)
+    # A finite batch afterwards is applied as usual.
+    state, metrics = step(state, good)
+    assert float(metrics["nonfinite"]) == 0.0
+    moved = jax.device_get(state.params)
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(jax.tree.leaves(moved), jax.tree.leaves(before.params)))
