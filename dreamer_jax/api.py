@@ -44,7 +44,8 @@ def load_agent(logdir: str, *, load_replay: bool = True) -> LoadedAgent:
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {path / 'checkpoints'}")
     state, meta = restored
-    replay = replay_lib.Replay(path / "episodes", int(config.replay_ram_gib * 2**30))
+    replay = replay_lib.Replay(path / "episodes", int(config.replay_ram_gib * 2**30),
+                               config.replay_capacity // config.action_repeat)
     if load_replay:
         replay.load()
     return LoadedAgent(config, nets, state.params, replay, meta)

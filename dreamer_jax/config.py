@@ -139,6 +139,12 @@ class Config:
     replay_ram_gib: float = 8.0
     """RAM budget of the in-memory episode cache; oldest episodes are dropped from RAM (never from
     disk) when it is exceeded."""
+    replay_capacity: int = 0
+    """Most env steps of episodes kept for sampling (FIFO, whole episodes); 0 keeps all, as the
+    paper does. The RAM needed is printed at start."""
+    replay_evict_disk: bool = False
+    """Delete episodes from disk too when they leave the replay (capacity or RAM budget);
+    by default every episode stays on disk."""
     log_every: int = 1000
     """Write scalar metrics every this many env steps."""
     checkpoint_every: int = 10_000
@@ -204,7 +210,8 @@ _POSITIVE_INT = (
     "eval_episodes", "log_every", "checkpoint_every", "value_k", "max_nonfinite",
     "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations",
 )
-_NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay", "expl_noise", "free_nats", "kl_scale",
+_NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay",
+                 "replay_capacity", "expl_noise", "free_nats", "kl_scale",
                  "action_min_std", "pcont_scale")
 _POSITIVE_FLOAT = ("model_lr", "actor_lr", "value_lr", "grad_clip", "adam_eps", "mean_scale",
                    "init_std", "min_std", "replay_ram_gib")

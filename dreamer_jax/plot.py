@@ -1,8 +1,12 @@
-"""`python -m dreamer_jax.plot LOGDIR [LOGDIR ...] --out curve.png`: learning curves.
+"""`python -m dreamer_jax.plot LOGDIR [LOGDIR ...] --out curves.png [--table scores.md]`.
 
-Reads each logdir's metrics.jsonl and draws train and eval returns against env steps;
-`--reference TASK` adds Dreamer's published pixel figures for that task (CURL Table 1 at 100k
-and 500k env steps), which come from ../shared/reference/published.md.
+Learning curves and a score table against the published numbers (`dreamer_jax.published`).
+Logdirs whose configs differ only in seed (and logdir, steps and other run-time fields) are one
+group: its curve is the mean evaluation return over seeds at the env steps all of them reached,
+the band min..max. The published figures of the group's task are drawn in: the paper's Table G
+score at 5e6 env steps (dashed), CURL's Table 1 at 100k / 500k (squares with std), the official
+code's scores file at 100k / 500k / 1M (triangles). `--table` writes a markdown table of the last
+evaluation of each group next to the paper's numbers for that task.
 """
 from __future__ import annotations
 
@@ -11,15 +15,14 @@ import json
 import pathlib
 import sys
 
-# Dreamer, 64x64 pixels, mean and std over seeds (CURL paper, Srinivas et al. 2020, Table 1).
-CURL_DREAMER = {
-    "finger_spin": {100_000: (341, 70), 500_000: (796, 183)},
-    "cartpole_swingup": {100_000: (326, 27), 500_000: (762, 27)},
-    "reacher_easy": {100_000: (314, 155), 500_000: (793, 164)},
-    "cheetah_run": {100_000: (235, 137), 500_000: (570, 253)},
-    "walker_walk": {100_000: (277, 12), 500_000: (897, 49)},
-    "ball_in_cup_catch": {100_000: (246, 174), 500_000: (879, 87)},
-}
+import numpy as np
+
+from dreamer_jax import published
+
+# Fields that do not make two runs different experiments.
+_NOT_EXPERIMENT = {"seed", "logdir", "steps", "progress", "eval_every", "eval_episodes",
+                   "log_every", "checkpoint_every", "replay_ram_gib", "max_nonfinite",
+                   "video_every"}
 
 
 def read_series(logdir: pathlib.Path, key: str) -> tuple[list[int], list[float]]:
@@ -32,6 +35,49 @@ def read_series(logdir: pathlib.Path, key: str) -> tuple[list[int], list[float]]
     return steps, values
 
 
+def read_config(logdir: pathlib.Path) -> dict:
+    """The run's config with today's defaults filled in for fields added since it was saved."""
+    from dreamer_jax import config as config_lib
+
+    path = logdir / "config.json"
+    if not path.exists():
+        return {"task": logdir.name}
+    raw = json.loads(path.read_text())
+    try:
+        return config_lib.to_dict(config_lib.from_dict(raw))
+    except (config_lib.ConfigError, TypeError):
+        return raw
+
+
+def group_runs(logdirs: list[pathlib.Path]) -> dict[str, list[pathlib.Path]]:
+    """Label -> logdirs of the same experiment (configs equal but for seed and run-time fields).
+    The label is the task plus the fields in which groups differ."""
+    configs = {d: read_config(d) for d in logdirs}
+    keys = {d: tuple(sorted((k, json.dumps(v)) for k, v in c.items() if k not in _NOT_EXPERIMENT))
+            for d, c in configs.items()}
+    distinct = sorted(set(keys.values()))
+    varying = set()
+    for k in distinct:
+        for other in distinct:
+            varying |= {name for (name, _) in set(k) ^ set(other)}
+    varying.discard("task")
+    groups: dict[str, list[pathlib.Path]] = {}
+    for d in logdirs:
+        c = configs[d]
+        extra = ", ".join(f"{name}={c.get(name)}" for name in sorted(varying))
+        label = c.get("task", d.name) + (f" ({extra})" if extra else "")
+        groups.setdefault(label, []).append(d)
+    return groups
+
+
+def eval_curve(logdirs: list[pathlib.Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps [S], eval returns [runs, S]) at the env steps every run of the group reached."""
+    series = [dict(zip(*read_series(d, "eval_return"))) for d in logdirs]
+    common = sorted(set.intersection(*(set(s) for s in series)))
+    return np.array(common, int), np.array([[s[t] for t in common] for s in series]).reshape(
+        len(series), len(common))
+
+
 def plot(logdirs: list[pathlib.Path], out: pathlib.Path, *, title: str = "",
          reference: str | None = None) -> None:
     import matplotlib
@@ -39,40 +85,94 @@ def plot(logdirs: list[pathlib.Path], out: pathlib.Path, *, title: str = "",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, logdir in enumerate(logdirs):
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    tasks = set()
+    max_step = 0
+    for i, (label, runs) in enumerate(group_runs(logdirs).items()):
         color = f"C{i}"
-        steps, values = read_series(logdir, "train_return")
-        ax.plot(steps, values, color=color, alpha=0.3, lw=1)
-        steps, values = read_series(logdir, "eval_return")
-        ax.plot(steps, values, color=color, marker="o", ms=3, label=f"{logdir.name} (eval)")
-    if reference in CURL_DREAMER:
-        for step, (mean, std) in CURL_DREAMER[reference].items():
-            ax.errorbar([step], [mean], yerr=[std], color="black", marker="s", capsize=4,
-                        label=f"Dreamer pixels, CURL Tab. 1 ({step // 1000}k)")
+        tasks.add(published.dmc_key(read_config(runs[0]).get("task", "")))
+        for d in runs:
+            steps, values = read_series(d, "train_return")
+            ax.plot(steps, values, color=color, alpha=0.15, lw=1)
+            max_step = max([max_step] + steps)
+        steps, values = eval_curve(runs)
+        ax.plot(steps, values.mean(0), color=color, marker="o", ms=3,
+                label=f"{label}: eval, {len(runs)} seed{'s' * (len(runs) > 1)}")
+        if len(runs) > 1:
+            ax.fill_between(steps, values.min(0), values.max(0), color=color, alpha=0.2)
+    key = published.dmc_key(reference) if reference else (tasks.pop() if len(tasks) == 1 else None)
+    if key:
+        draw_published(ax, key, max_step)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
+
+
+def draw_published(ax, key: str, max_step: int) -> None:
+    for step, (mean, std) in published.CURL.get(key, {}).items():
+        if step <= 1.5 * max(max_step, 1):
+            ax.errorbar([step], [mean], yerr=[std], color="black", marker="s", capsize=4, ls="",
+                        label=f"Dreamer pixels, CURL Tab. 1 ({step // 1000}k)")
+    official = {s: v for s, v in published.OFFICIAL.get(key, {}).items() if s <= 1.5 * max(max_step, 1)}
+    if official:
+        ax.plot(list(official), list(official.values()), color="grey", marker="^", ls=":",
+                label="Dreamer pixels, official scores file")
+    score = published.TABLE_G[key]["Dreamer"]
+    ax.axhline(score, color="black", ls="--", lw=1, label=f"Dreamer pixels, paper Tab. G at 5e6 ({score:.0f})")
+
+
+def score_table(logdirs: list[pathlib.Path]) -> str:
+    """Markdown: last eval return per group (mean ± std over seeds) next to the paper's."""
+    lines = ["| run | seeds | env steps | eval return | Dreamer paper, pixels, 5e6 | PlaNet paper, 5e6 "
+             "| Dreamer CURL 100k / 500k | official 100k / 500k / 1M |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, runs in group_runs(logdirs).items():
+        steps, values = eval_curve(runs)
+        if not len(steps):
+            continue
+        finals = values[:, -1]
+        key = published.dmc_key(read_config(runs[0]).get("task", ""))
+        paper = published.TABLE_G.get(key, {})
+        curl = published.CURL.get(key, {})
+        official = published.OFFICIAL.get(key, {})
+        fmt = lambda v: "—" if v is None else f"{v:.0f}"  # noqa: E731
+        lines.append(
+            f"| {label} | {len(runs)} | {int(steps[-1])} | {finals.mean():.0f}"
+            + (f" ± {finals.std():.0f}" if len(runs) > 1 else "")
+            + f" | {fmt(paper.get('Dreamer'))} | {fmt(paper.get('PlaNet'))} | "
+            + (" / ".join(f"{m:.0f}±{s:.0f}" for m, s in curl.values()) or "—") + " | "
+            + (" / ".join(f"{v:.0f}" for v in official.values()) or "—") + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dreamer_jax.plot", description=__doc__.split("\n")[0])
     parser.add_argument("logdirs", nargs="+", type=pathlib.Path)
     parser.add_argument("--out", type=pathlib.Path, required=True)
+    parser.add_argument("--table", type=pathlib.Path, default=None, help="also write a markdown score table")
     parser.add_argument("--title", default="")
-    parser.add_argument("--reference", default=None, help=f"one of {', '.join(CURL_DREAMER)}")
+    parser.add_argument("--reference", default=None,
+                        help="task whose published scores to draw (default: the runs' task)")
     args = parser.parse_args(argv)
     for logdir in args.logdirs:
         if not (logdir / "metrics.jsonl").exists():
             print(f"dreamer_jax.plot: error: {logdir}/metrics.jsonl not found", file=sys.stderr)
             return 2
+    if args.reference and not published.dmc_key(args.reference):
+        print(f"dreamer_jax.plot: error: --reference={args.reference!r} has no published scores; "
+              f"one of {', '.join(published.TABLE_G)}", file=sys.stderr)
+        return 2
     plot(args.logdirs, args.out, title=args.title, reference=args.reference)
     print(f"wrote {args.out}")
+    if args.table:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        args.table.write_text(score_table(args.logdirs))
+        print(f"wrote {args.table}")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import os
 import pathlib
 import warnings
@@ -53,23 +54,44 @@ def load_episode(path: pathlib.Path) -> dict[str, np.ndarray]:
 
 
 class Replay:
-    """Episodes on disk under `directory`, the newest that fit `ram_bytes` cached in RAM."""
+    """Episodes on disk under `directory`; the newest are cached in RAM (and sampled from).
 
-    def __init__(self, directory: str | os.PathLike, ram_bytes: int):
+    RAM holds at most `ram_bytes` and, if `capacity_steps` > 0, at most that many agent steps;
+    the oldest whole episodes leave RAM first (FIFO). With `evict_disk`, an episode that leaves
+    RAM is deleted from disk too, so disk holds what RAM holds; the number deleted is kept in
+    `evicted.json`, so episode names and step counts stay right across resumes. Without it,
+    every episode stays on disk.
+    """
+
+    def __init__(self, directory: str | os.PathLike, ram_bytes: int, capacity_steps: int = 0,
+                 evict_disk: bool = False):
         self.directory = pathlib.Path(directory)
         self.ram_bytes = int(ram_bytes)
+        self.capacity_steps = int(capacity_steps)
+        self.evict_disk = evict_disk
         self._cache: collections.OrderedDict[str, dict[str, np.ndarray]] = collections.OrderedDict()
         self._cached_bytes = 0
-        self.num_episodes = 0   # On disk (including those dropped from RAM).
-        self.num_steps = 0      # Agent steps (transitions) on disk.
+        self._cached_steps = 0
+        self._evicted = {"episodes": 0, "steps": 0}  # Deleted from disk by the capacity.
+        self.num_episodes = 0   # Ever stored (on disk, or deleted by the capacity).
+        self.num_steps = 0      # Agent steps (transitions) ever stored.
 
     def load(self) -> int:
         """Read the episodes already on disk (a resumed run); corrupt files are skipped."""
         if not self.directory.exists():
             return 0
+        evicted = self.directory / "evicted.json"
+        if evicted.exists():
+            self._evicted = {k: int(v) for k, v in json.loads(evicted.read_text()).items()}
+            self.num_episodes += self._evicted["episodes"]
+            self.num_steps += self._evicted["steps"]
         for tmp in self.directory.glob(".*.tmp"):
             tmp.unlink()  # Left by a crash mid-write; never a complete episode.
         for path in sorted(self.directory.glob("*.npz")):
+            index = path.stem.split("-")[0]
+            if index.isdigit() and int(index) < self._evicted["episodes"]:
+                path.unlink()  # Counted as deleted before a crash; finish the deletion.
+                continue
             try:
                 episode = load_episode(path)
             except ValueError as e:
@@ -89,15 +111,36 @@ class Replay:
     def _insert(self, name: str, episode: dict[str, np.ndarray]) -> None:
         self._cache[name] = episode
         self._cached_bytes += episode_nbytes(episode)
+        self._cached_steps += len(episode["reward"]) - 1
         self.num_episodes += 1
         self.num_steps += len(episode["reward"]) - 1
-        while self._cached_bytes > self.ram_bytes and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
+        while len(self._cache) > 1:
+            over_capacity = 0 < self.capacity_steps < self._cached_steps
+            if not (over_capacity or self._cached_bytes > self.ram_bytes):
+                break
+            old_name, old = self._cache.popitem(last=False)
             self._cached_bytes -= episode_nbytes(old)
+            self._cached_steps -= len(old["reward"]) - 1
+            if self.evict_disk:
+                self._delete(old_name, len(old["reward"]) - 1)
+
+    def _delete(self, name: str, steps: int) -> None:
+        """Count first (atomically), then delete; a file a crash left behind after its count is
+        deleted by the next `load` (deleted episodes are always the oldest, the lowest names)."""
+        self._evicted["episodes"] += 1
+        self._evicted["steps"] += steps
+        tmp = self.directory / ".evicted.json.tmp"
+        tmp.write_text(json.dumps(self._evicted))
+        os.replace(tmp, self.directory / "evicted.json")
+        (self.directory / f"{name}.npz").unlink(missing_ok=True)
 
     def episode_lengths(self) -> list[int]:
         """Entries (T + 1) of each episode in RAM."""
         return [len(e["reward"]) for e in self._cache.values()]
+
+    @property
+    def cached_steps(self) -> int:
+        return self._cached_steps
 
     @property
     def cached_bytes(self) -> int:
@@ -116,3 +159,46 @@ class Replay:
             for k in KEYS:
                 out[k].append(episode[k][start:start + length])
         return {k: np.stack(v) for k, v in out.items()}
+
+
+def prefetch(replay: Replay, rng: np.random.Generator, count: int, batch_size: int, length: int,
+             put=lambda batch: batch, depth: int = 2):
+    """Yield `count` batches sampled by a background thread, `depth` ahead of the consumer.
+
+    `put` (e.g. `jax.device_put`) runs in the thread too, so sampling and the host-to-device
+    copy overlap the updates. The batches are exactly those of `count` successive
+    `replay.sample(rng, ...)` calls: the replay must not change while the generator runs (the
+    training loop adds episodes only between blocks of updates), and `rng` is the thread's
+    until the generator is exhausted. An exception in the thread is raised in the consumer.
+    """
+    import queue
+    import threading
+
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work():
+        try:
+            for _ in range(count):
+                if stop.is_set():
+                    return
+                slots.put((put(replay.sample(rng, batch_size, length)), None))
+        except BaseException as e:  # noqa: BLE001  Handed to the consumer.
+            slots.put((None, e))
+
+    thread = threading.Thread(target=work, name="replay-prefetch", daemon=True)
+    thread.start()
+    try:
+        for _ in range(count):
+            batch, error = slots.get()
+            if error is not None:
+                raise error
+            yield batch
+    finally:
+        stop.set()
+        while thread.is_alive():  # Unblock a producer waiting on a full queue.
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.01)
+

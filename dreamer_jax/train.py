@@ -23,6 +23,7 @@ from dreamer_jax.config import Config, ConfigError
 # Fields that may change when a run is resumed (how long / how it is logged, not what it learns).
 RUNTIME_FIELDS = ("steps", "logdir", "progress", "eval_every", "eval_episodes", "log_every",
                   "checkpoint_every", "replay_ram_gib", "max_nonfinite", "video_every")
+# replay_capacity / replay_evict_disk change what is sampled: they are part of the experiment.
 
 
 class TrainingDiverged(RuntimeError):
@@ -251,6 +252,10 @@ class Agent:
                 mesh, jax.sharding.PartitionSpec()))
         self.train_step = train_state.make_train_step(
             self.nets, self.optimizers, train_state.LossConfig.from_config(config), mesh)
+        # Host-to-device copy of a replay batch (in the prefetch thread), split over the mesh.
+        split = None if mesh is None else jax.sharding.NamedSharding(
+            mesh, jax.sharding.PartitionSpec("data"))
+        self.put_batch = lambda batch: jax.device_put(batch, split)
         self._policy = train_state.make_policy(self.nets)
         self._initial_carry = agent.initial_carry(self.nets, 1)
         self._carry = self._initial_carry
@@ -275,6 +280,22 @@ class Agent:
         self._carry, action = self._policy(self.state.params, self._carry, obs[None], key, noise,
                                            training)
         return np.asarray(action[0])
+
+
+def replay_ram_note(config: Config, spec) -> str:
+    """One line: the replay's RAM at most (uint8 frames, float32 actions, rewards, discounts)."""
+    import numpy as np
+
+    step_bytes = (int(np.prod(spec.obs_shape)) * np.dtype(spec.obs_dtype).itemsize
+                  + 4 * spec.action_dim + 8)
+    steps = config.steps // config.action_repeat
+    if config.replay_capacity:
+        steps = min(steps, config.replay_capacity // config.action_repeat)
+    need = steps * step_bytes
+    budget = config.replay_ram_gib * 2**30
+    return (f"[dreamer_jax] replay: {steps} agent steps x {step_bytes} bytes = {need / 2**30:.2f} GiB"
+            f" in RAM at most" + (f", capped by --replay_ram_gib={config.replay_ram_gib:g} (older "
+                                  "episodes stay on disk, not sampled)" if need > budget else ""))
 
 
 def check_nonfinite(block: list, counters: dict, limit: int, save, logdir) -> None:
@@ -314,7 +335,9 @@ def train(config: Config, note: str | None = None) -> None:
         print(note, file=sys.stderr)
     write_json_atomic(logdir / "spec.json", dataclasses.asdict(env.spec))
     agent = Agent(config, env.spec, jax.random.PRNGKey(config.seed))
-    replay = replay_lib.Replay(logdir / "episodes", int(config.replay_ram_gib * 2**30))
+    replay = replay_lib.Replay(logdir / "episodes", int(config.replay_ram_gib * 2**30),
+                               config.replay_capacity // config.action_repeat,
+                               config.replay_evict_disk)
     replay.load()
     rng = np.random.default_rng(config.seed)
     counters = {"updates": 0, "env_steps": 0, "episodes": 0, "last_eval": 0, "last_log": 0,
@@ -333,6 +356,7 @@ def train(config: Config, note: str | None = None) -> None:
     counters["env_steps"] = replay.num_steps * config.action_repeat
     counters["episodes"] = replay.num_episodes
 
+    print(replay_ram_note(config, env.spec), file=sys.stderr)  # After anything that can fail.
     logger = Logger(logdir, config.steps, config.progress)
 
     def collect(act) -> float:
@@ -365,8 +389,9 @@ def train(config: Config, note: str | None = None) -> None:
         video = report_lib.make_report(agent.nets)
     video_rng = np.random.default_rng([config.seed, counters["last_video"]])
     while counters["env_steps"] < config.steps:
-        for _ in range(config.train_steps):
-            batch = replay.sample(rng, config.batch_size, config.seq_len)
+        batches = replay_lib.prefetch(replay, rng, config.train_steps, config.batch_size,
+                                      config.seq_len, agent.put_batch)
+        for batch in batches:
             agent.state, metrics = agent.train_step(agent.state, batch)
             update_metrics.append(metrics)
             counters["updates"] += 1

@@ -83,3 +83,53 @@ def test_load_rejects_pickled_objects(tmp_path):
              reward=np.zeros(4), discount=np.ones(4))
     with pytest.raises(ValueError, match="000000-3.npz"):
         replay_lib.load_episode(path)
+
+
+def test_capacity_in_steps_is_fifo_over_whole_episodes(tmp_path):
+    replay = replay_lib.Replay(tmp_path, ram_bytes=2**30, capacity_steps=45)
+    for i in range(5):
+        replay.add(make_episode(20, offset=10 * i))
+    assert replay.cached_steps == 40  # Two 20-step episodes; a third would exceed 45.
+    batch = replay.sample(np.random.default_rng(0), 200, 21)
+    assert set(batch["reward"][:, 0].astype(int)) == {30, 40}
+    assert len(list(tmp_path.glob("*.npz"))) == 5  # Disk keeps everything by default.
+
+
+def test_evict_disk_keeps_names_and_counts_across_resume(tmp_path):
+    replay = replay_lib.Replay(tmp_path, ram_bytes=2**30, capacity_steps=45, evict_disk=True)
+    for i in range(5):
+        replay.add(make_episode(20, offset=10 * i))
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["000003-20.npz", "000004-20.npz"]
+    resumed = replay_lib.Replay(tmp_path, ram_bytes=2**30, capacity_steps=45, evict_disk=True)
+    resumed.load()
+    assert resumed.num_episodes == 5 and resumed.num_steps == 100  # Deleted ones still count.
+    assert resumed.add(make_episode(20)).name == "000005-20.npz"   # No name is reused.
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["000004-20.npz", "000005-20.npz"]
+    # A crash after counting an eviction but before deleting: the next load finishes it.
+    (tmp_path / "000002-20.npz").write_bytes((tmp_path / "000004-20.npz").read_bytes())
+    again = replay_lib.Replay(tmp_path, ram_bytes=2**30, capacity_steps=45, evict_disk=True)
+    again.load()
+    assert not (tmp_path / "000002-20.npz").exists() and again.num_steps == 120
+
+
+def test_prefetch_yields_the_same_batches_as_sampling(tmp_path):
+    replay = replay_lib.Replay(tmp_path, ram_bytes=2**30)
+    for i in range(4):
+        replay.add(make_episode(15 + i, offset=10 * i))
+    rng = np.random.default_rng(3)
+    want = [replay.sample(rng, 4, 6) for _ in range(7)]
+    got = list(replay_lib.prefetch(replay, np.random.default_rng(3), 7, 4, 6, depth=2))
+    assert len(got) == 7
+    for a, b in zip(got, want):
+        for key in replay_lib.KEYS:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_prefetch_raises_sampling_errors_and_stops_early(tmp_path):
+    replay = replay_lib.Replay(tmp_path, ram_bytes=2**30)
+    replay.add(make_episode(5))
+    with pytest.raises(RuntimeError, match="no episode in replay has 50 steps"):
+        list(replay_lib.prefetch(replay, np.random.default_rng(0), 3, 2, 50))
+    batches = replay_lib.prefetch(replay, np.random.default_rng(0), 100, 2, 3, depth=1)
+    next(batches)
+    batches.close()  # The consumer stops early: the thread ends, nothing hangs.

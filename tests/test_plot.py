@@ -1,0 +1,48 @@
+"""Learning curves and the score table against the published numbers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from dreamer_jax import config as config_lib, plot, published
+
+
+def fake_run(root, name, evals, **overrides):
+    logdir = root / name
+    logdir.mkdir()
+    cfg = config_lib.make_config("cpu", task="dmc_cartpole_swingup", **overrides)
+    (logdir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg)))
+    rows = [{"step": s, "train_return": v - 10} for s, v in evals]
+    rows += [{"step": s, "eval_return": v} for s, v in evals]
+    (logdir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return logdir
+
+
+def test_groups_seeds_and_tables_against_the_paper(tmp_path):
+    a = fake_run(tmp_path, "a", [(1000, 100), (2000, 300), (3000, 500)], seed=0)
+    b = fake_run(tmp_path, "b", [(1000, 200), (2000, 500)], seed=1, logdir="elsewhere")
+    c = fake_run(tmp_path, "c", [(1000, 50), (2000, 60)], actor_lr=3e-4)
+    groups = plot.group_runs([a, b, c])
+    assert sorted(map(len, groups.values())) == [1, 2]  # Seeds pool; another lr does not.
+    assert any("actor_lr=0.0003" in label for label in groups)
+    steps, values = plot.eval_curve([a, b])
+    np.testing.assert_array_equal(steps, [1000, 2000])  # Only steps every seed reached.
+    np.testing.assert_array_equal(values, [[100, 300], [200, 500]])
+    table = plot.score_table([a, b, c])
+    row = next(line for line in table.splitlines() if "| 2 |" in line)
+    assert "| 2000 | 400 ± 100 |" in row  # Mean ± std of the last common evaluation.
+    assert f"| {published.TABLE_G['cartpole_swingup']['Dreamer']:.0f} |" in row
+    assert "326±27 / 762±27" in row
+    out = tmp_path / "curves.png"
+    assert plot.main([str(a), str(b), str(c), "--out", str(out)]) == 0 and out.stat().st_size > 0
+
+
+def test_published_data_is_complete():
+    assert len(published.TABLE_G) == 20
+    dreamer = [v["Dreamer"] for v in published.TABLE_G.values()]
+    assert abs(np.mean(dreamer) - published.TABLE_G_AVERAGE["Dreamer"]) < 0.01
+    planet = [v["PlaNet"] for v in published.TABLE_G.values()]
+    assert abs(np.mean(planet) - published.TABLE_G_AVERAGE["PlaNet"]) < 0.01
+    assert published.dmc_key("dmc_cup_catch") == "ball_in_cup_catch"
+    assert published.dmc_key("atari_pong") is None
