@@ -4,8 +4,10 @@
 
 Paper model sizes, 64x64x3 pixels, walker_walk's action size (6), fp32, random data of the replay
 layout. Reports the median seconds per update over `--calls` calls after one warm-up call, the
-compile time (lower + compile) separately, XLA's FLOP count, and peak RSS. Writes
-`bench_<backend>.json` and `bench_<backend>.md` under `--out`.
+compile time (lower + compile) separately, XLA's FLOP count and its fraction of this machine's
+matmul peak (measured in the same run), imagined states per second of `imagine()` (N = 2500,
+H = 15), policy-step latency and agent steps per second of pixel collection on walker_walk
+(rendering split out), and peak RSS. Writes `bench_<backend>.json` and `.md` under `--out`.
 """
 from __future__ import annotations
 
@@ -65,6 +67,72 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
             "compile_s": compile_s, "flops": float(cost.get("flops", float("nan")))}
 
 
+def matmul_peak(n: int = 2048, calls: int = 10) -> float:
+    """float32 FLOP/s of an n x n matmul (this machine's practical peak, measured now)."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+    mm = jax.jit(lambda x, y: x @ y)
+    jax.block_until_ready(mm(a, a))
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        jax.block_until_ready(mm(a, a))
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times)
+
+
+def bench_imagine(config: config_lib.Config, spec: agent.EnvSpec, starts: int, calls: int) -> float:
+    """Imagined latent states per second of `imagine()` alone: N starts x H steps."""
+    from dreamer_jax import imagine, rssm
+
+    nets = agent.make_nets(config, spec)
+    params = agent.init_params(nets, jax.random.PRNGKey(0))
+    start = rssm.initial_state((starts,), deter_size=config.deter_size, stoch_size=config.stoch_size)
+    fn = jax.jit(lambda p, s, k: imagine.imagine(nets, p["world"], p["actor"], s, k,
+                                                 horizon=config.horizon).feat)
+    key = jax.random.PRNGKey(1)
+    jax.block_until_ready(fn(params, start, key))
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(params, start, key))
+        times.append(time.perf_counter() - t0)
+    return starts * config.horizon / statistics.median(times)
+
+
+def bench_collection(config: config_lib.Config, steps: int) -> dict:
+    """Policy-step latency and agent steps per second of collection (rendering split out) on
+    the config's task from pixels."""
+    from dreamer_jax import envs
+
+    env = envs.make_env(config, seed=0)
+    nets = agent.make_nets(config, env.spec)
+    params = agent.init_params(nets, jax.random.PRNGKey(0))
+    policy = train_state.make_policy(nets)
+    carry = agent.initial_carry(nets, 1)
+    key = jax.random.PRNGKey(0)
+    obs = env.reset()
+    carry, action = policy(params, carry, obs[None], key, 0.3, True)  # Compile.
+    policy_s, env_s = [], []
+    start = time.perf_counter()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        key, k = jax.random.split(key)
+        carry, action = policy(params, carry, obs[None], k, 0.3, True)
+        action = np.asarray(action[0])
+        t1 = time.perf_counter()
+        obs, _, done, _ = env.step(action)
+        t2 = time.perf_counter()
+        policy_s.append(t1 - t0)
+        env_s.append(t2 - t1)
+        if done:
+            obs = env.reset()
+    total = time.perf_counter() - start
+    env.close()
+    return {"policy_step_ms": 1e3 * statistics.median(policy_s),
+            "env_step_ms": 1e3 * statistics.median(env_s),
+            "agent_steps_per_s": steps / total}
+
+
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -75,6 +143,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--state", action="store_true", help="also time the cpu preset (states)")
+    parser.add_argument("--collect", type=int, default=300,
+                        help="agent steps of walker_walk pixel collection to time (0: skip)")
     args = parser.parse_args()
     backend = jax.default_backend()
     result = {"date": datetime.date.today().isoformat(), "backend": backend,
@@ -94,6 +164,20 @@ def main() -> None:
         result[f"compile_s_{size}"] = r["compile_s"]
         result[f"flops_per_update_{size}"] = r["flops"]
     result["compile_s"] = max(v for k, v in result.items() if k.startswith("compile_s_"))
+    result["matmul_peak_flops"] = matmul_peak()
+    for size in args.sizes.split(","):
+        if f"flops_per_update_{size}" in result:
+            result[f"flop_utilization_{size}"] = (result[f"flops_per_update_{size}"]
+                                                  / result[f"update_s_{size}"]
+                                                  / result["matmul_peak_flops"])
+    paper = config_lib.make_config("paper")
+    result["imagine_states_per_s"] = bench_imagine(paper, pixels, 2500, args.calls)
+    print(f"imagine: {result['imagine_states_per_s']:.0f} states/s (N=2500, H=15)", flush=True)
+    if args.collect:
+        result.update(bench_collection(paper, args.collect))
+        print(f"collection: policy step {result['policy_step_ms']:.2f} ms, env step (render) "
+              f"{result['env_step_ms']:.1f} ms, {result['agent_steps_per_s']:.1f} agent steps/s",
+              flush=True)
     if args.state:
         config = config_lib.make_config("cpu", task="dmc_cartpole_swingup")
         r = bench_update(config, agent.EnvSpec((5,), "float32", 1), args.calls)

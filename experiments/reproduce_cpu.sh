@@ -3,6 +3,9 @@
 # logdir exists, so this script can be killed and started again (across sessions too).
 #   bash experiments/reproduce_cpu.sh state    # cpu preset, cartpole swing-up from states, 100k env steps
 #   bash experiments/reproduce_cpu.sh pixels   # paper hyper parameters from pixels, batch 16x50
+#   bash experiments/reproduce_cpu.sh fig4     # dreamer vs only_action vs planet (states)
+#   bash experiments/reproduce_cpu.sh fig8     # reconstruction vs contrastive vs reward (pixels)
+#   bash experiments/reproduce_cpu.sh atari    # discrete actions on Pong (pixels)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs}"
@@ -22,5 +25,38 @@ case "${1:-state}" in
       --out experiments/results/pixels_cartpole.png \
       --title "cartpole_swingup from 64x64 pixels, paper config except batch 16x50, 2-core CPU"
     cp "$RUNS/pixels_cartpole/metrics.jsonl" experiments/results/pixels_cartpole.jsonl ;;
-  *) echo "usage: $0 state|pixels" >&2; exit 2 ;;
+  fig4)
+    # Figure 4 at CPU scale: value model (dreamer) vs none (only_action, V_R) vs online planning
+    # (planet, CEM reduced to 200 candidates / top 20 / 5 iterations to fit a CPU), cartpole
+    # swing-up from states, cpu preset, 50k env steps each.
+    for behavior in dreamer only_action planet; do
+      .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
+        --behavior "$behavior" --plan_candidates 200 --plan_top_k 20 --plan_iterations 5 \
+        --logdir "$RUNS/fig4_$behavior" --steps 50000 --eval_every 5000 --eval_episodes 5
+    done
+    .venv/bin/python -m dreamer_jax.plot "$RUNS"/fig4_* --out experiments/results/fig4_cpu.png \
+      --table experiments/results/fig4_cpu.md \
+      --title "Figure 4 at CPU scale: cartpole_swingup from states, cpu preset"
+    for b in dreamer only_action planet; do cp "$RUNS/fig4_$b/metrics.jsonl" "experiments/results/fig4_$b.jsonl"; done ;;
+  fig8)
+    # Figure 8 at CPU scale: the three representation objectives from 64x64 pixels, paper
+    # networks, batch 8x50, action repeat 8, 30k env steps each.
+    for objective in reconstruction contrastive reward; do
+      .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
+        --objective "$objective" --batch_size 8 --action_repeat 8 \
+        --logdir "$RUNS/fig8_$objective" --steps 30000 --eval_every 5000 --eval_episodes 3 \
+        --checkpoint_every 2000
+    done
+    .venv/bin/python -m dreamer_jax.plot "$RUNS"/fig8_* --out experiments/results/fig8_cpu.png \
+      --table experiments/results/fig8_cpu.md \
+      --title "Figure 8 at CPU scale: cartpole_swingup from pixels, batch 8x50, repeat 8"
+    for o in reconstruction contrastive reward; do cp "$RUNS/fig8_$o/metrics.jsonl" "experiments/results/fig8_$o.jsonl"; done ;;
+  atari)
+    # Discrete actions (Appendix C) on Pong, atari preset with batch 8x50, 100k env steps.
+    .venv/bin/python -m dreamer_jax.train --preset atari --task atari_pong --batch_size 8 \
+      --logdir "$RUNS/atari_pong" --steps 100000 --eval_every 20000 --checkpoint_every 5000
+    .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_pong" --out experiments/results/atari_pong_cpu.png \
+      --title "Pong, atari preset, batch 8x50, 2-core CPU"
+    cp "$RUNS/atari_pong/metrics.jsonl" experiments/results/atari_pong_cpu.jsonl ;;
+  *) echo "usage: $0 state|pixels|fig4|fig8|atari" >&2; exit 2 ;;
 esac

@@ -129,7 +129,7 @@ class ValueEstimateTest(chex.TestCase):
 VARIANTS = [
     ("image", dict(objective="contrastive")),
     ("state", dict(objective="contrastive")),
-    ("image", dict(objective="reward")),
+    ("state", dict(objective="reward")),  # No observation term: the encoder kind is moot.
     ("state", dict(behavior="only_action")),
     ("state", dict(value_estimate="nstep", value_k=2)),
 ]
