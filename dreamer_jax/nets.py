@@ -70,10 +70,8 @@ def conv_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     xs = x[:, :hs * s, :ws * s].reshape(n, hs, s, ws, s, c)
     xs = xs.transpose(0, 1, 3, 2, 4, 5).reshape(n, hs, ws, s * s * c)  # channels (r, t, c)
     taps = kernel.reshape(kk, s, kk, s, c, f)  # kernel[s*a + r, s*b + t] = taps[a, r, b, t]
-    if s * s * c < 32:
-        patches = jnp.concatenate(
-            [xs[:, a:a + ho, b:b + wo] for a in range(kk) for b in range(kk)], axis=-1)
-        return patches @ taps.transpose(0, 2, 1, 3, 4, 5).reshape(kk * kk * s * s * c, f)
+    if s * s * c < 32:  # A stride-1 conv of the space-to-depth input, all taps as patches.
+        return conv_patches(xs, taps.transpose(0, 2, 1, 3, 4, 5).reshape(kk, kk, s * s * c, f), 1)
     rows = jnp.concatenate([xs[:, a:a + ho] for a in range(kk)], axis=-1)  # [N, Ho, ws, (a,r,t,c)]
     y = rows @ taps.transpose(0, 1, 3, 4, 2, 5).reshape(kk * s * s * c, kk * f)
     y = y.reshape(n, ho, ws, kk, f)

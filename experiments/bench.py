@@ -67,17 +67,21 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
             "compile_s": compile_s, "flops": float(cost.get("flops", float("nan")))}
 
 
-def matmul_peak(n: int = 2048, calls: int = 10) -> float:
-    """float32 FLOP/s of an n x n matmul (this machine's practical peak, measured now)."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
-    mm = jax.jit(lambda x, y: x @ y)
-    jax.block_until_ready(mm(a, a))
+def call_times(fn, args: tuple, calls: int) -> list[float]:
+    """Seconds of `calls` calls of `fn(*args)` to completion, after one warm-up call."""
+    jax.block_until_ready(fn(*args))
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        jax.block_until_ready(mm(a, a))
+        jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
-    return 2 * n**3 / min(times)
+    return times
+
+
+def matmul_peak(n: int = 2048, calls: int = 10) -> float:
+    """float32 FLOP/s of an n x n matmul (this machine's practical peak, measured now)."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+    return 2 * n**3 / min(call_times(jax.jit(lambda x, y: x @ y), (a, a), calls))
 
 
 def bench_imagine(config: config_lib.Config, spec: agent.EnvSpec, starts: int, calls: int) -> float:
@@ -89,13 +93,7 @@ def bench_imagine(config: config_lib.Config, spec: agent.EnvSpec, starts: int, c
     start = rssm.initial_state((starts,), deter_size=config.deter_size, stoch_size=config.stoch_size)
     fn = jax.jit(lambda p, s, k: imagine.imagine(nets, p["world"], p["actor"], s, k,
                                                  horizon=config.horizon).feat)
-    key = jax.random.PRNGKey(1)
-    jax.block_until_ready(fn(params, start, key))
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(params, start, key))
-        times.append(time.perf_counter() - t0)
+    times = call_times(fn, (params, start, jax.random.PRNGKey(1)), calls)
     return starts * config.horizon / statistics.median(times)
 
 

@@ -20,7 +20,6 @@ import json
 import pathlib
 import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +27,7 @@ import jax.numpy as jnp
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import call_times  # noqa: E402  (experiments/ is this script's directory)
 from dreamer_jax import nets  # noqa: E402
 
 
@@ -66,12 +66,7 @@ def time_layer(fn, batch, size, cin, cout, kernel, calls):
     compiled = grad.lower(w, x).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    jax.block_until_ready(compiled(w, x))
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(w, x))
-        times.append(time.perf_counter() - start)
+    times = call_times(compiled, (w, x), calls)
     return statistics.median(times), float(cost.get("flops", float("nan")))
 
 
