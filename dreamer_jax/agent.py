@@ -9,7 +9,6 @@ Replay batches are batch-major dicts [B, T, ...]:
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import NamedTuple
 
 import chex
@@ -19,19 +18,7 @@ import jax.numpy as jnp
 from dreamer_jax import nets as nn_
 from dreamer_jax import objectives, planet, rssm
 from dreamer_jax.config import Config, ConfigError
-
-
-@dataclasses.dataclass(frozen=True)
-class EnvSpec:
-    """What the agent needs to know of an environment."""
-    obs_shape: tuple[int, ...]
-    obs_dtype: str          # 'uint8' for images, 'float32' for state vectors
-    action_dim: int
-    discrete: bool = False
-
-    @property
-    def is_image(self) -> bool:
-        return self.obs_dtype == "uint8"
+from dreamer_jax.envs import EnvSpec  # noqa: F401  (re-exported: agent.EnvSpec)
 
 
 class Nets(NamedTuple):

@@ -16,6 +16,8 @@ import flax.serialization
 import jax
 import numpy as np
 
+from dreamer_jax import files
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint exists but cannot be used; the message is one line."""
@@ -30,13 +32,7 @@ def save(logdir: str | os.PathLike, state: Any, meta: dict, *, step: int, keep: 
     directory.mkdir(parents=True, exist_ok=True)
     state_dict = flax.serialization.to_state_dict(jax.device_get(state))
     data = flax.serialization.msgpack_serialize({"state": state_dict, "meta": json.dumps(meta)})
-    path = directory / f"ckpt-{int(step):010d}.msgpack"
-    tmp = directory / f".{path.name}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    path = files.write_atomic(directory / f"ckpt-{int(step):010d}.msgpack", data)
     for old in sorted(directory.glob("ckpt-*.msgpack"))[:-keep]:
         old.unlink()
     return path

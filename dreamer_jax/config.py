@@ -37,6 +37,10 @@ class Config:
     train_steps: int = 100
     """C: updates between two collected episodes (Appendix A: 'iterate between 100 training steps
     and collecting 1 episode')."""
+    envs: int = 1
+    """Environments collecting in parallel, each in its own process when > 1. A round collects one
+    episode from each and runs C updates per episode collected, so the updates per env step stay
+    the paper's (which collects with 1)."""
     expl_noise: float = 0.3
     """Std of the Normal exploration noise added to the action sampled from the action model
     (Algorithm 1; Appendix A: Normal(0, 0.3)). Evaluation uses the mode action, no noise."""
@@ -208,7 +212,7 @@ _POSITIVE_INT = (
     "steps", "action_repeat", "time_limit", "train_steps", "deter_size", "stoch_size",
     "hidden_size", "cnn_depth", "units", "layers", "horizon", "batch_size", "seq_len",
     "eval_episodes", "log_every", "checkpoint_every", "value_k", "max_nonfinite",
-    "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations",
+    "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations", "envs",
 )
 _NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay",
                  "replay_capacity", "expl_noise", "free_nats", "kl_scale",

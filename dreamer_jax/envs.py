@@ -8,6 +8,7 @@ are never observed). Headless MuJoCo rendering picks EGL or OSMesa by itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,7 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from dreamer_jax.agent import EnvSpec
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """What the agent needs to know of an environment."""
+    obs_shape: tuple[int, ...]
+    obs_dtype: str          # 'uint8' for images, 'float32' for state vectors
+    action_dim: int
+    discrete: bool = False
+
+    @property
+    def is_image(self) -> bool:
+        return self.obs_dtype == "uint8"
 
 
 class EnvError(RuntimeError):
@@ -76,6 +88,13 @@ def dmc_domain_task(name: str) -> tuple[str, str]:
         if rest.startswith(domain + "_"):
             return domain, rest[len(domain) + 1:]
     raise AssertionError(rest)  # Unreachable: every task starts with a known domain.
+
+
+def random_action(spec: EnvSpec, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random action: one-hot for discrete actions, else in [-1, 1]^A."""
+    if spec.discrete:
+        return np.eye(spec.action_dim, dtype=np.float32)[rng.integers(spec.action_dim)]
+    return rng.uniform(-1, 1, spec.action_dim).astype(np.float32)
 
 
 # --- Headless rendering ---------------------------------------------------------------------
@@ -188,7 +207,7 @@ class DMCEnv:
         self._env.task.random.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, gauss))
 
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(-1, 1, self.spec.action_dim).astype(np.float32)
+        return random_action(self.spec, rng)
 
     def close(self) -> None:
         self._env.close()

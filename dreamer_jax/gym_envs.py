@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamer_jax.agent import EnvSpec
+from dreamer_jax.envs import EnvSpec
 
 INSTALL_HINT = "pip install gymnasium==1.2.2 ale-py==0.12.1 (or pip install -e '.[atari]')"
 
@@ -100,9 +100,8 @@ class _Base:
     _env: Any
 
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
-        if self.spec.discrete:
-            return np.eye(self.spec.action_dim, dtype=np.float32)[rng.integers(self.spec.action_dim)]
-        return rng.uniform(-1, 1, self.spec.action_dim).astype(np.float32)
+        from dreamer_jax.envs import random_action
+        return random_action(self.spec, rng)
 
     def rng_state(self) -> list:
         """Emulators and gym environments cannot be restored exactly; a resumed run starts a

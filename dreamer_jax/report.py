@@ -11,7 +11,6 @@ into LOGDIR/videos/.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 from typing import Callable, Sequence
@@ -69,12 +68,12 @@ def write_gif(path: pathlib.Path, frames: np.ndarray, fps: int = 10) -> pathlib.
     """Atomically (temp file + rename) write uint8 frames [T, H, W, C] as a looping GIF."""
     import imageio.v3 as iio
 
+    from dreamer_jax import files
+
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
-    os.replace(tmp, path)
-    return path
+    data = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000 / fps, loop=0)
+    return files.write_atomic(path, data)
 
 
 def write_open_loop_video(report: Callable, world_params, batch: dict, key: jax.Array,

@@ -144,12 +144,22 @@ def prepare_logdir(config: Config) -> pathlib.Path:
 
 
 def write_json_atomic(path: pathlib.Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    from dreamer_jax import files
+
+    files.write_atomic(path, json.dumps(data, indent=1).encode())
 
 
 # --- Logging ----------------------------------------------------------------------------------
+
+def repair_jsonl(path: pathlib.Path) -> None:
+    """Cut a partial last line (a crash or a full disk mid-write) so appends start on a new line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
 
 class Logger:
     """metrics.jsonl + TensorBoard scalars, keyed by env steps; a one-line progress display."""
@@ -157,7 +167,9 @@ class Logger:
     def __init__(self, logdir: pathlib.Path, total_steps: int, progress: bool):
         from tensorboardX import SummaryWriter
 
-        self._jsonl = open(logdir / "metrics.jsonl", "a")
+        self._path = logdir / "metrics.jsonl"
+        repair_jsonl(self._path)
+        self._jsonl = open(self._path, "a")
         self._tb = SummaryWriter(str(logdir / "tb"))
         self._total = total_steps
         self._enabled = progress
@@ -170,8 +182,12 @@ class Logger:
     def write(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": int(step), "time": round(time.time(), 3)}
         record.update({k: float(v) for k, v in metrics.items()})
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
+        try:
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.flush()
+        except OSError as e:
+            from dreamer_jax import files
+            raise files.write_error(self._path, e) from None
         for k, v in metrics.items():
             self._tb.add_scalar(k, float(v), int(step))
         self._tb.flush()
@@ -201,30 +217,17 @@ class Logger:
 
 # --- Collection -------------------------------------------------------------------------------
 
-def run_episode(env, act) -> tuple[dict[str, Any], float]:
-    """One episode; `act(obs, first) -> action`. Returns the episode arrays and its return."""
-    import numpy as np
-
-    obs = env.reset()
-    spec = env.spec
-    steps = {"obs": [obs], "action": [np.zeros(spec.action_dim, np.float32)],
-             "reward": [0.0], "discount": [1.0]}
-    done, first = False, True
-    while not done:
-        action = act(obs, first)
-        first = False
-        obs, reward, done, discount = env.step(action)
-        steps["obs"].append(obs)
-        steps["action"].append(np.asarray(action, np.float32))
-        steps["reward"].append(reward)
-        steps["discount"].append(discount)
-    episode = {
-        "obs": np.stack(steps["obs"]).astype(spec.obs_dtype),
-        "action": np.stack(steps["action"]).astype(np.float32),
-        "reward": np.asarray(steps["reward"], np.float32),
-        "discount": np.asarray(steps["discount"], np.float32),
-    }
-    return episode, float(episode["reward"].sum())
+def memory_gib() -> dict[str, float]:
+    """Resident memory of this process now and at its peak (GiB): VmRSS and VmHWM of
+    /proc/self/status (ru_maxrss would include the peak of a parent that started it); {} where
+    there is no /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            kib = {line.split(":")[0]: int(line.split()[1]) for line in f
+                   if line.startswith(("VmRSS:", "VmHWM:"))}
+    except OSError:
+        return {}
+    return {"rss_gib": kib["VmRSS"] / 2**20, "peak_rss_gib": kib["VmHWM"] / 2**20}
 
 
 class Agent:
@@ -257,8 +260,7 @@ class Agent:
             mesh, jax.sharding.PartitionSpec("data"))
         self.put_batch = lambda batch: jax.device_put(batch, split)
         self._policy = train_state.make_policy(self.nets)
-        self._initial_carry = agent.initial_carry(self.nets, 1)
-        self._carry = self._initial_carry
+        self._carry = None
 
     def exploration(self, updates: int) -> float:
         """Exploration noise (Normal std, or epsilon for discrete actions) after `updates`:
@@ -269,17 +271,21 @@ class Agent:
         frac = min(updates / c.expl_decay, 1.0)
         return c.expl_noise + frac * (c.expl_min - c.expl_noise)
 
-    def act(self, obs, first: bool, training: bool, updates: int = 0):
+    def act(self, obs, first, training: bool, updates: int = 0):
+        """Actions [E, A] for observations [E, ...] of E environments stepped in lockstep;
+        `first` [E] marks their first step (all or none: episodes start together)."""
         import jax
         import numpy as np
 
-        if first:
-            self._carry = self._initial_carry
+        from dreamer_jax import agent
+
+        if np.any(first):
+            self._carry = agent.initial_carry(self.nets, len(obs))
         self.policy_key, key = jax.random.split(self.policy_key)
         noise = self.exploration(updates) if training else 0.0
-        self._carry, action = self._policy(self.state.params, self._carry, obs[None], key, noise,
+        self._carry, action = self._policy(self.state.params, self._carry, obs, key, noise,
                                            training)
-        return np.asarray(action[0])
+        return np.asarray(action)
 
 
 def replay_ram_note(config: Config, spec) -> str:
@@ -326,10 +332,13 @@ def train(config: Config, note: str | None = None) -> None:
     import jax
     import numpy as np
 
-    from dreamer_jax import checkpoint, envs, replay as replay_lib, report as report_lib
+    from dreamer_jax import checkpoint, envs, parallel, replay as replay_lib, report as report_lib
 
-    env = envs.make_env(config, seed=config.seed)  # Before the logdir: a bad task writes nothing.
+    replay_lib.limit_heap_growth()  # RSS tracks what the replay holds (docs/reliability.md).
+    # Environments before the logdir: a bad task writes nothing.
+    train_envs = parallel.make_envs(config, envs.make_env, seed=config.seed)
     eval_env = envs.make_env(config, seed=config.seed + 10_000)
+    env = train_envs[0]
     logdir = prepare_logdir(config)
     if note:  # After the environment is made: a bad task is reported alone, in one line.
         print(note, file=sys.stderr)
@@ -349,7 +358,9 @@ def train(config: Config, note: str | None = None) -> None:
         rng.bit_generator.state = meta["replay_rng"]
         agent.policy_key = jax.numpy.asarray(np.asarray(meta["policy_key"], np.uint32))
         if "env_rng" in meta:  # Checkpoints written before the environments' states were saved.
-            env.set_rng_state(meta["env_rng"])
+            states = meta["env_rng"] if config.envs > 1 else [meta["env_rng"]]
+            for train_env, state in zip(train_envs, states):
+                train_env.set_rng_state(state)
             eval_env.set_rng_state(meta["eval_env_rng"])
         print(f"[dreamer_jax] resumed {logdir} at {counters['env_steps']} env steps, "
               f"{counters['updates']} updates", file=sys.stderr)
@@ -359,26 +370,30 @@ def train(config: Config, note: str | None = None) -> None:
     print(replay_ram_note(config, env.spec), file=sys.stderr)  # After anything that can fail.
     logger = Logger(logdir, config.steps, config.progress)
 
-    def collect(act) -> float:
-        episode, ret = run_episode(env, act)
-        replay.add(episode)
-        counters["env_steps"] += (len(episode["reward"]) - 1) * config.action_repeat
-        counters["episodes"] += 1
-        logger.last_return = ret
-        logger.write(counters["env_steps"], {"train_return": ret,
-                                             "train_length": len(episode["reward"]) - 1,
-                                             "episodes": counters["episodes"]})
-        return ret
+    def collect(act) -> None:
+        """One episode from each training environment, into the replay and the metrics."""
+        for episode, ret in parallel.collect(train_envs, act):
+            replay.add(episode)
+            counters["env_steps"] += (len(episode["reward"]) - 1) * config.action_repeat
+            counters["episodes"] += 1
+            logger.last_return = ret
+            record = {"train_return": ret, "train_length": len(episode["reward"]) - 1,
+                      "episodes": counters["episodes"], "replay_gib": replay.cached_bytes / 2**30}
+            if not env.spec.discrete:  # Share of saturated actions (bang-bang control).
+                record["train_action_saturated"] = float(np.mean(np.abs(episode["action"][1:]) > 0.95))
+            logger.write(counters["env_steps"], record)
 
     def save() -> None:
+        env_rngs = [train_env.rng_state() for train_env in train_envs]
         meta = {"counters": counters, "replay_rng": rng.bit_generator.state,
                 "policy_key": np.asarray(agent.policy_key).tolist(),
-                "env_rng": env.rng_state(), "eval_env_rng": eval_env.rng_state()}
+                "env_rng": env_rngs if config.envs > 1 else env_rngs[0],
+                "eval_env_rng": eval_env.rng_state()}
         checkpoint.save(logdir, agent.state, meta, step=counters["env_steps"])
         counters["last_ckpt"] = counters["env_steps"]
 
     while counters["episodes"] < config.seed_episodes and counters["env_steps"] < config.steps:
-        collect(lambda obs, first: env.random_action(rng))
+        collect(lambda obs, first: np.stack([envs.random_action(env.spec, rng) for _ in obs]))
         logger.progress(counters["env_steps"], counters["updates"])
 
     update_metrics: list[dict] = []
@@ -389,17 +404,17 @@ def train(config: Config, note: str | None = None) -> None:
         video = report_lib.make_report(agent.nets)
     video_rng = np.random.default_rng([config.seed, counters["last_video"]])
     while counters["env_steps"] < config.steps:
-        batches = replay_lib.prefetch(replay, rng, config.train_steps, config.batch_size,
+        updates = config.train_steps * config.envs  # C per episode collected next.
+        batches = replay_lib.prefetch(replay, rng, updates, config.batch_size,
                                       config.seq_len, agent.put_batch)
         for batch in batches:
             agent.state, metrics = agent.train_step(agent.state, batch)
             update_metrics.append(metrics)
             counters["updates"] += 1
-        check_nonfinite(update_metrics[-config.train_steps:], counters, config.max_nonfinite,
-                        save, logdir)
+        check_nonfinite(update_metrics[-updates:], counters, config.max_nonfinite, save, logdir)
         collect(lambda obs, first: agent.act(obs, first, True, counters["updates"]))
         if config.eval_every and counters["env_steps"] - counters["last_eval"] >= config.eval_every:
-            returns = [run_episode(eval_env, lambda o, f: agent.act(o, f, False))[1]
+            returns = [parallel.collect([eval_env], lambda o, f: agent.act(o, f, False))[0][1]
                        for _ in range(config.eval_episodes)]
             logger.last_eval = float(np.mean(returns))
             logger.write(counters["env_steps"], {"eval_return": logger.last_eval})
@@ -410,7 +425,7 @@ def train(config: Config, note: str | None = None) -> None:
             fps = (counters["env_steps"] - counters["last_log"]) / max(now - last_log_time[0], 1e-6)
             last_log_time[0] = now
             means.update(updates=counters["updates"], env_steps_per_s=fps,
-                         nonfinite_updates=counters["nonfinite_updates"])
+                         nonfinite_updates=counters["nonfinite_updates"], **memory_gib())
             logger.write(counters["env_steps"], means)
             update_metrics.clear()
             counters["last_log"] = counters["env_steps"]
@@ -426,13 +441,15 @@ def train(config: Config, note: str | None = None) -> None:
     save()
     logger.progress(counters["env_steps"], counters["updates"], force=True)
     logger.close()
-    env.close()
-    eval_env.close()
+    parallel.close(train_envs + [eval_env])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import errno
+
     from dreamer_jax.checkpoint import CheckpointError
     from dreamer_jax.envs import EnvError
+    from dreamer_jax.files import WriteError, write_error
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--print-config-reference"]:
@@ -445,8 +462,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             note = ("[dreamer_jax] no accelerator found: using --preset cpu (state observations, "
                     "batch 8, action repeat 8); pass --preset paper for the paper's pixel agent")
         train(config, note)
-    except (UsageError, ConfigError, EnvError, CheckpointError) as e:
+    except (UsageError, ConfigError, EnvError, CheckpointError, WriteError) as e:
         print(f"dreamer_jax.train: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # Disk full or read-only where a library writes (TensorBoard, mkdir).
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        message = write_error(e.filename or "a file in the logdir", e)
+        print(f"dreamer_jax.train: error: {message}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
         print(f"dreamer_jax.train: stopped: {e}", file=sys.stderr)

@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--state", action="store_true", help="also time the cpu preset (states)")
+    parser.add_argument("--sheeprl", action="store_true",
+                        help="also time sheeprl's dreamer_v1 update in its own venv, same run "
+                        "(experiments/bench_sheeprl.py; first use installs it, ~1 min)")
     parser.add_argument("--collect", type=int, default=300,
                         help="agent steps of walker_walk pixel collection to time (0: skip)")
     args = parser.parse_args()
@@ -183,6 +186,15 @@ def main() -> None:
         result["state_cpu_preset_update_s"] = r["update_s"]
         result["state_cpu_preset_compile_s"] = r["compile_s"]
     result["peak_rss_gib"] = peak_rss_gib()
+    if args.sheeprl:  # After ours: its worker processes are separate, their RSS is their own.
+        import bench_sheeprl
+
+        sheeprl = bench_sheeprl.measure(args.sizes.split(","), args.calls, os.cpu_count(),
+                                        ROOT / ".venv-sheeprl")
+        result.update({k: v for k, v in sheeprl.items() if k.startswith(("sheeprl", "torch"))})
+        for size in args.sizes.split(","):
+            result[f"speedup_vs_sheeprl_{size}"] = (result[f"sheeprl_update_s_{size}"]
+                                                    / result[f"update_s_{size}"])
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"bench_{backend}.json").write_text(json.dumps(result, indent=1) + "\n")
