@@ -64,7 +64,9 @@ def group_runs(logdirs: list[pathlib.Path]) -> dict[str, list[pathlib.Path]]:
     groups: dict[str, list[pathlib.Path]] = {}
     for d in logdirs:
         c = configs[d]
-        extra = ", ".join(f"{name}={c.get(name)}" for name in sorted(varying))
+        shown = [n for n in sorted(varying)  # CEM settings matter to the planet behavior only.
+                 if not (n.startswith("plan_") and c.get("behavior") != "planet")]
+        extra = ", ".join(f"{name}={c.get(name)}" for name in shown)
         label = c.get("task", d.name) + (f" ({extra})" if extra else "")
         groups.setdefault(label, []).append(d)
     return groups
