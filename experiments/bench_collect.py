@@ -2,9 +2,9 @@
 
     .venv/bin/python experiments/bench_collect.py --envs 1,2 --task dmc_walker_walk
 
-Runs the training loop's collection (`parallel.collect`, the jitted batched policy step with
-exploration noise, paper networks) for whole episodes and reports agent steps per second
-summed over the environments. Writes experiments/results/collect_<backend>.json and .md.
+Runs the training loop's collection (`parallel.collect` with `train.Agent.act`: the jitted
+batched policy step with exploration noise, paper networks) for whole episodes and reports
+agent steps per second summed over the environments. Writes experiments/results/collect_<backend>.json and .md.
 """
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from dreamer_jax import agent, config as config_lib, envs, parallel, train_state  # noqa: E402
+from dreamer_jax import config as config_lib, envs, parallel, train  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -29,18 +28,8 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 def measure(config: config_lib.Config, episodes: int) -> dict:
     train_envs = parallel.make_envs(config, envs.make_env, seed=0)
     try:
-        nets = agent.make_nets(config, train_envs[0].spec)
-        params = agent.init_params(nets, jax.random.PRNGKey(0))
-        policy = train_state.make_policy(nets)
-        state = {"carry": None, "key": jax.random.PRNGKey(1)}
-
-        def act(obs, first):
-            if first.any():
-                state["carry"] = agent.initial_carry(nets, len(obs))
-            state["key"], key = jax.random.split(state["key"])
-            state["carry"], action = policy(params, state["carry"], obs, key, 0.3, True)
-            return np.asarray(action)
-
+        learner = train.Agent(config, train_envs[0].spec, jax.random.PRNGKey(0))
+        act = lambda obs, first: learner.act(obs, first, True)  # noqa: E731  As in training.
         parallel.collect(train_envs, act)  # Compile, warm the renderers.
         start = time.perf_counter()
         steps = 0

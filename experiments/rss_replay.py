@@ -24,15 +24,14 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from dreamer_jax import replay as replay_lib  # noqa: E402
+from dreamer_jax import replay as replay_lib, train  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 LENGTH = 500  # Agent steps per episode (1000 env steps, action repeat 2).
 
 
 def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return int(train.memory_gib()["rss_gib"] * 2**30)
 
 
 def synthetic_episode(rng: np.random.Generator) -> dict[str, np.ndarray]:
