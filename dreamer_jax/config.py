@@ -140,6 +140,10 @@ class Config:
     conv_impl: str = "auto"
     """'auto' (matmul on CPU, lax on GPU/TPU), 'matmul' (patch extraction + matmul, fast on XLA:CPU)
     or 'lax' (XLA convolutions, cuDNN on GPU). Both give the same numbers."""
+    compute_dtype: str = "float32"
+    """Type of the matmuls and convolutions of the encoder, decoder and dense heads: 'float32' (the
+    paper's numbers) or 'bfloat16' (faster on GPUs; parameters, optimizer states, losses and the
+    RSSM recurrence stay float32). Not faster on CPUs without bf16 units (docs/speed.md)."""
     replay_ram_gib: float = 8.0
     """RAM budget of the in-memory episode cache; oldest episodes are dropped from RAM (never from
     disk) when it is exceeded."""
@@ -206,6 +210,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "value_estimate": ("lambda", "nstep"),
     "reward_transform": ("none", "tanh"),
     "conv_impl": ("auto", "matmul", "lax"),
+    "compute_dtype": ("float32", "bfloat16"),
 }
 
 _POSITIVE_INT = (

@@ -11,6 +11,10 @@ convolutions; cuDNN on GPU) and 'matmul' (space-to-depth, row taps as patches, o
 layer, column taps as shifted adds), which XLA:CPU runs several times faster than its
 convolutions, transposed ones especially (docs/speed.md).
 All modules take any number of leading batch dimensions.
+
+Mixed precision: every module has a `dtype` ('float32', or 'bfloat16' for GPUs): its matmuls and
+convolutions run in that type on float32 parameters, and its output is float32 again, so losses,
+distributions and the RSSM's recurrence stay in float32.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import numpy as np
 # Keras' default initializer, as in the paper's TF code.
 GLOROT = nn.initializers.glorot_uniform()
 Dense = functools.partial(nn.Dense, kernel_init=GLOROT)
+DTYPES = ("float32", "bfloat16")
 
 
 def resolve_conv_impl(impl: str) -> str:
@@ -126,6 +131,7 @@ class Conv(nn.Module):
     stride: int
     impl: str = "auto"
     transpose: bool = False
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -136,6 +142,7 @@ class Conv(nn.Module):
             fn = conv_transpose_matmul if impl == "matmul" else conv_transpose_lax
         else:
             fn = conv_matmul if impl == "matmul" else conv_lax
+        x, kernel, bias = (v.astype(self.dtype) for v in (x, kernel, bias))
         return fn(x, kernel, self.stride) + bias.reshape((1, 1, 1, -1))
 
 
@@ -148,13 +155,14 @@ class ConvEncoder(nn.Module):
     """[..., 64, 64, 3] float image in [-0.5, 0.5] -> [..., 32 * depth] embedding."""
     depth: int = 32
     impl: str = "auto"
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, image: jax.Array) -> jax.Array:
         x, batch = _flatten_batch(image, 3)
         for i, mult in enumerate((1, 2, 4, 8)):
-            x = nn.relu(Conv(mult * self.depth, 4, 2, self.impl, name=f"conv{i}")(x))
-        return x.reshape(batch + (-1,))
+            x = nn.relu(Conv(mult * self.depth, 4, 2, self.impl, dtype=self.dtype, name=f"conv{i}")(x))
+        return x.reshape(batch + (-1,)).astype(jnp.float32)
 
 
 class ConvDecoder(nn.Module):
@@ -162,17 +170,19 @@ class ConvDecoder(nn.Module):
     depth: int = 32
     impl: str = "auto"
     channels: int = 3
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
         x, batch = _flatten_batch(feat, 1)
-        x = Dense(32 * self.depth, name="dense")(x)[:, None, None, :]
+        x = Dense(32 * self.depth, dtype=self.dtype, name="dense")(x)[:, None, None, :]
         specs = ((4 * self.depth, 5), (2 * self.depth, 5), (self.depth, 6), (self.channels, 6))
         for i, (features, kernel) in enumerate(specs):
-            x = Conv(features, kernel, 2, self.impl, transpose=True, name=f"deconv{i}")(x)
+            x = Conv(features, kernel, 2, self.impl, transpose=True, dtype=self.dtype,
+                     name=f"deconv{i}")(x)
             if i < len(specs) - 1:
                 x = nn.relu(x)
-        return x.reshape(batch + x.shape[1:])
+        return x.reshape(batch + x.shape[1:]).astype(jnp.float32)
 
 
 class StateModel(nn.Module):
@@ -185,13 +195,14 @@ class StateModel(nn.Module):
     layers: int = 3
     impl: str = "auto"
     min_std: float = 0.1
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         if self.image:
-            x = ConvEncoder(self.depth, self.impl)(obs)
+            x = ConvEncoder(self.depth, self.impl, self.dtype)(obs)
         else:
-            x = MLP(self.units, self.layers)(obs)
+            x = MLP(self.units, self.layers, dtype=self.dtype)(obs)
         mean, std = jnp.split(Dense(2 * self.feat_size, name="stats")(x), 2, axis=-1)
         return mean, jax.nn.softplus(std) + self.min_std
 
@@ -201,24 +212,26 @@ class MLP(nn.Module):
     units: int
     layers: int
     out: int | None = None
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for i in range(self.layers):
-            x = nn.elu(Dense(self.units, name=f"h{i}")(x))
+            x = nn.elu(Dense(self.units, dtype=self.dtype, name=f"h{i}")(x))
         if self.out is not None:
-            x = Dense(self.out, name="out")(x)
-        return x
+            x = Dense(self.out, dtype=self.dtype, name="out")(x)
+        return x.astype(jnp.float32)
 
 
 class ScalarHead(nn.Module):
     """Dense head predicting one scalar per state: reward and value means, discount logits."""
     units: int
     layers: int
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
-        return MLP(self.units, self.layers, 1)(feat)[..., 0]
+        return MLP(self.units, self.layers, 1, self.dtype)(feat)[..., 0]
 
 
 class ActionHead(nn.Module):
@@ -227,11 +240,12 @@ class ActionHead(nn.Module):
     units: int
     layers: int
     discrete: bool = False
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
         out = self.action_dim if self.discrete else 2 * self.action_dim
-        return MLP(self.units, self.layers, out)(feat)
+        return MLP(self.units, self.layers, out, self.dtype)(feat)
 
 
 # --- Distributions ------------------------------------------------------------------------

@@ -259,7 +259,7 @@ class Agent:
         split = None if mesh is None else jax.sharding.NamedSharding(
             mesh, jax.sharding.PartitionSpec("data"))
         self.put_batch = lambda batch: jax.device_put(batch, split)
-        self._policy = train_state.make_policy(self.nets)
+        self._act = train_state.make_acting_policy(self.nets)
         self._carry = None
 
     def exploration(self, updates: int) -> float:
@@ -274,17 +274,15 @@ class Agent:
     def act(self, obs, first, training: bool, updates: int = 0):
         """Actions [E, A] for observations [E, ...] of E environments stepped in lockstep;
         `first` [E] marks their first step (all or none: episodes start together)."""
-        import jax
         import numpy as np
 
         from dreamer_jax import agent
 
         if np.any(first):
             self._carry = agent.initial_carry(self.nets, len(obs))
-        self.policy_key, key = jax.random.split(self.policy_key)
         noise = self.exploration(updates) if training else 0.0
-        self._carry, action = self._policy(self.state.params, self._carry, obs, key, noise,
-                                           training)
+        self._carry, action, self.policy_key = self._act(self.state.params, self._carry, obs,
+                                                         self.policy_key, noise, training)
         return np.asarray(action)
 
 

@@ -162,8 +162,24 @@ def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig,
 
 def make_policy(nets: agent.Nets) -> Callable:
     """The jitted `policy(params, carry, obs, key, noise, sample) -> (carry, action)`."""
+    nets = agent.acting_nets(nets)
     return jax.jit(lambda params, carry, obs, key, noise, sample: agent.policy_step(
         nets, params, carry, obs, key, noise, sample))
+
+
+def make_acting_policy(nets: agent.Nets) -> Callable:
+    """The policy step of the training loop: `act(params, carry, obs, stream_key, noise, sample)
+    -> (carry, action, stream_key)`. It splits the loop's key stream on the device, so an agent
+    step costs one dispatch; the draws are those of `make_policy` with
+    `stream_key, key = jax.random.split(stream_key)` done first."""
+    nets = agent.acting_nets(nets)
+
+    def act(params, carry, obs, stream_key, noise, sample):
+        stream_key, key = jax.random.split(stream_key)
+        carry, action = agent.policy_step(nets, params, carry, obs, key, noise, sample)
+        return carry, action, stream_key
+
+    return jax.jit(act)
 
 
 def observe_posteriors(nets: agent.Nets, world_params, batch: dict, key: jax.Array) -> rssm.RSSMState:

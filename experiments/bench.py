@@ -102,28 +102,26 @@ def bench_collection(config: config_lib.Config, steps: int) -> dict:
     the config's task from pixels."""
     from dreamer_jax import envs
 
+    from dreamer_jax import train
+
     env = envs.make_env(config, seed=0)
-    nets = agent.make_nets(config, env.spec)
-    params = agent.init_params(nets, jax.random.PRNGKey(0))
-    policy = train_state.make_policy(nets)
-    carry = agent.initial_carry(nets, 1)
-    key = jax.random.PRNGKey(0)
+    learner = train.Agent(config, env.spec, jax.random.PRNGKey(0))  # The training loop's policy.
     obs = env.reset()
-    carry, action = policy(params, carry, obs[None], key, 0.3, True)  # Compile.
+    first = np.array([True])
+    learner.act(obs[None], first, True)  # Compile.
     policy_s, env_s = [], []
     start = time.perf_counter()
     for _ in range(steps):
         t0 = time.perf_counter()
-        key, k = jax.random.split(key)
-        carry, action = policy(params, carry, obs[None], k, 0.3, True)
-        action = np.asarray(action[0])
+        action = learner.act(obs[None], first, True)[0]
+        first = np.array([False])
         t1 = time.perf_counter()
         obs, _, done, _ = env.step(action)
         t2 = time.perf_counter()
         policy_s.append(t1 - t0)
         env_s.append(t2 - t1)
         if done:
-            obs = env.reset()
+            obs, first = env.reset(), np.array([True])
     total = time.perf_counter() - start
     env.close()
     return {"policy_step_ms": 1e3 * statistics.median(policy_s),
@@ -144,6 +142,9 @@ def main() -> None:
     parser.add_argument("--sheeprl", action="store_true",
                         help="also time sheeprl's dreamer_v1 update in its own venv, same run "
                         "(experiments/bench_sheeprl.py; first use installs it, ~1 min)")
+    parser.add_argument("--bf16", type=int, default=None,
+                        help="also time the update with compute_dtype=bfloat16 (1/0; default: "
+                        "on with an accelerator, off on CPU)")
     parser.add_argument("--collect", type=int, default=300,
                         help="agent steps of walker_walk pixel collection to time (0: skip)")
     args = parser.parse_args()
@@ -164,7 +165,16 @@ def main() -> None:
         result[f"update_s_min_{size}"] = r["update_s_min"]
         result[f"compile_s_{size}"] = r["compile_s"]
         result[f"flops_per_update_{size}"] = r["flops"]
-    result["compile_s"] = max(v for k, v in result.items() if k.startswith("compile_s_"))
+        if args.bf16 if args.bf16 is not None else backend != "cpu":
+            config = config_lib.make_config("paper", batch_size=b, seq_len=t,
+                                            compute_dtype="bfloat16")
+            r = bench_update(config, pixels, args.calls)
+            print(f"pixels {size} bf16: {r['update_s']:.3f} s/update, compile "
+                  f"{r['compile_s']:.1f} s", flush=True)
+            result[f"update_s_{size}_bf16"] = r["update_s"]
+            result[f"compile_s_{size}_bf16"] = r["compile_s"]
+    result["compile_s"] = max(v for k, v in result.items()
+                              if k.startswith("compile_s_") and not k.endswith("_bf16"))
     result["matmul_peak_flops"] = matmul_peak()
     for size in args.sizes.split(","):
         if f"flops_per_update_{size}" in result:

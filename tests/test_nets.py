@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import chex
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -273,3 +274,50 @@ def test_resolve_conv_impl():
     assert nets.resolve_conv_impl("matmul") == "matmul"
     auto = nets.resolve_conv_impl("auto")
     assert auto == ("matmul" if jax.default_backend() == "cpu" else "lax")
+
+
+# --- Mixed precision (compute_dtype='bfloat16') ---------------------------------------------
+
+def _dot_and_conv_dtypes(fn, *args) -> set[str]:
+    """Operand dtypes of every dot_general / conv in the jaxpr of fn(*args), sub-jaxprs included."""
+    found = set()
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+                found.update(str(v.aval.dtype) for v in eqn.invars)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("name", ["encoder_matmul", "encoder_lax", "decoder_matmul", "decoder_lax",
+                                  "scalar_head", "action_head"])
+def test_bfloat16_modules_compute_in_bf16_and_return_float32(name, make_random_params):
+    rng = np.random.default_rng(11)
+    image = rng.uniform(-0.5, 0.5, (2, 64, 64, 3)).astype(np.float32)
+    feat = rng.normal(size=(2, 20)).astype(np.float32)
+    make, x = {
+        "encoder_matmul": (lambda d: nets.ConvEncoder(2, "matmul", d), image),
+        "encoder_lax": (lambda d: nets.ConvEncoder(2, "lax", d), image),
+        "decoder_matmul": (lambda d: nets.ConvDecoder(2, "matmul", 3, d), feat),
+        "decoder_lax": (lambda d: nets.ConvDecoder(2, "lax", 3, d), feat),
+        "scalar_head": (lambda d: nets.ScalarHead(16, 2, d), feat),
+        "action_head": (lambda d: nets.ActionHead(3, 16, 2, False, d), feat),
+    }[name]
+    full, half = make("float32"), make("bfloat16")
+    params = make_random_params(full.init, jax.random.key(0), x)
+    # Same parameter tree (float32 in both): a run can switch compute types.
+    chex.assert_trees_all_equal_shapes_and_dtypes(
+        params, jax.eval_shape(half.init, jax.random.key(0), x))
+    assert _dot_and_conv_dtypes(full.apply, params, x) == {"float32"}
+    assert _dot_and_conv_dtypes(half.apply, params, x) == {"bfloat16"}
+    want, got = jax.jit(full.apply)(params, x), jax.jit(half.apply)(params, x)
+    assert got.dtype == jnp.float32
+    chex.assert_equal_shape([want, got])
+    # bfloat16 keeps 8 bits of mantissa: errors of a few 1e-3 relative to the output's scale.
+    scale = float(np.abs(want).max())
+    np.testing.assert_allclose(got, want, atol=0.05 * scale)
+    assert not np.array_equal(got, want)  # It really ran in another precision.

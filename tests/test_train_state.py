@@ -182,3 +182,25 @@ def test_nonfinite_update_is_skipped(field, make_tiny_config, env_specs, make_ra
     moved = jax.device_get(state.params)
     assert any(not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(moved), jax.tree.leaves(before.params)))
+
+
+def test_bfloat16_train_step_keeps_float32_state(make_tiny_config, env_specs, make_random_batch):
+    """compute_dtype='bfloat16': the update runs, its losses are finite and close to float32's,
+    and parameters and Adam moments stay float32."""
+    spec = env_specs["image"]
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        cfg = make_tiny_config(compute_dtype=dtype)
+        nets = agent.make_nets(cfg, spec)
+        optimizers = train_state.make_optimizers(cfg)
+        state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
+        step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
+        state, metrics = step(state, make_random_batch(spec, cfg.batch_size, cfg.seq_len))
+        results[dtype] = jax.device_get((state, metrics))
+    state, metrics = results["bfloat16"]
+    for leaf in jax.tree.leaves((state.params, state.opt_state)):
+        assert leaf.dtype in (np.float32, np.int32), leaf.dtype
+    for name in ("model_loss", "actor_loss", "value_loss"):
+        want, got = results["float32"][1][name], metrics[name]
+        assert np.isfinite(got), name
+        np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05, err_msg=name)
