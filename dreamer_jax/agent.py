@@ -9,7 +9,7 @@ Replay batches are batch-major dicts [B, T, ...]:
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import chex
 import jax
@@ -37,6 +37,7 @@ class Nets(NamedTuple):
     action_min_std: float
     objective: str = "reconstruction"
     planner: planet.PlannerConfig | None = None  # CEM planning instead of the action model
+    conv_chunks: int = 1  # encoder/decoder over B*T images in this many rematerialized chunks
 
 
 def make_nets(config: Config, spec: EnvSpec) -> Nets:
@@ -66,6 +67,7 @@ def make_nets(config: Config, spec: EnvSpec) -> Nets:
         init_std=config.init_std,
         action_min_std=config.action_min_std,
         objective=config.objective,
+        conv_chunks=config.conv_chunks,
         planner=planet.PlannerConfig(config.plan_horizon, config.plan_candidates,
                                      config.plan_top_k, config.plan_iterations)
         if config.behavior == "planet" else None,
@@ -96,6 +98,21 @@ def init_params(nets: Nets, key: jax.Array) -> dict:
             "value": nets.value.init(keys[6], feat)}
 
 
+def chunked(fn: Callable, chunks: int, *xs: jax.Array):
+    """fn(*xs) on `chunks` equal slices of the leading axis, one after another (lax.map), each
+    slice's activations recomputed in the backward pass (jax.checkpoint): the backward pass
+    keeps only the inputs, and the largest working set is 1/chunks of the whole. The same
+    numbers as fn(*xs) for any fn that treats the rows independently; chunks=1 is fn(*xs)."""
+    if chunks == 1:
+        return fn(*xs)
+    n = xs[0].shape[0]
+    if n % chunks:
+        raise ValueError(f"{chunks} chunks do not divide {n} rows")
+    split = tuple(x.reshape((chunks, n // chunks) + x.shape[1:]) for x in xs)
+    out = jax.lax.map(jax.checkpoint(lambda args: fn(*args)), split)
+    return jax.tree.map(lambda y: y.reshape((n,) + y.shape[2:]), out)
+
+
 def preprocess(obs: jax.Array) -> jax.Array:
     """uint8 images -> float32 in [-0.5, 0.5] (the paper's code); state vectors unchanged."""
     if obs.dtype == jnp.uint8:
@@ -118,19 +135,23 @@ def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, f
 
     J_O is the objective's observation term: ln q(o|s) (reconstruction), J_S of eq. 12
     (contrastive) or nothing (reward)."""
-    obs = preprocess(batch["obs"])
     chex.assert_rank(batch["reward"], 2)
-    embed = nets.encoder.apply(world_params["encoder"], obs)
+    bt = batch["reward"].shape
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [B, T, ...] -> [B*T, ...]
+    encode = lambda o: nets.encoder.apply(world_params["encoder"], preprocess(o))  # noqa: E731
+    embed = chunked(encode, nets.conv_chunks, flat(batch["obs"])).reshape(bt + (-1,))
     post, prior = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key)
     feat = rssm.feature(post)
     metrics = {}
     if nets.objective == "reconstruction":
-        recon = nets.decoder.apply(world_params["decoder"], feat)
-        event_axes = tuple(range(2, obs.ndim))
-        obs_term = metrics["obs_log_prob"] = jnp.mean(nn_.normal_log_prob(obs, recon, event_axes))
+        def log_prob(f, o):  # ln q(o_t | s_t) of each image (or state vector).
+            o = preprocess(o)
+            recon = nets.decoder.apply(world_params["decoder"], f)
+            return nn_.normal_log_prob(o, recon, tuple(range(1, o.ndim)))
+        obs_term = metrics["obs_log_prob"] = jnp.mean(
+            chunked(log_prob, nets.conv_chunks, flat(feat), flat(batch["obs"])))
     elif nets.objective == "contrastive":
-        mean, std = nets.state_model.apply(world_params["state_model"], obs)
-        flat = lambda x: x.reshape((-1, x.shape[-1]))  # noqa: E731  All B*T observations.
+        mean, std = nets.state_model.apply(world_params["state_model"], preprocess(batch["obs"]))
         obs_term = metrics["contrastive"] = jnp.mean(
             objectives.contrastive_term(flat(feat), flat(mean), flat(std)))
     else:

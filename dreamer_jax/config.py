@@ -140,6 +140,11 @@ class Config:
     conv_impl: str = "auto"
     """'auto' (matmul on CPU, lax on GPU/TPU), 'matmul' (patch extraction + matmul, fast on XLA:CPU)
     or 'lax' (XLA convolutions, cuDNN on GPU). Both give the same numbers."""
+    conv_chunks: int = 1
+    """The world-model loss runs the encoder and decoder over the batch's B*T observations in this
+    many chunks, one after another, recomputing each chunk's activations in the backward pass:
+    their memory shrinks by this factor (16x50 pixels: XLA temp 2.42 -> 1.31 GiB with 4) for a few
+    percent more time per update (docs/speed.md). Same numbers; must divide batch_size * seq_len."""
     compute_dtype: str = "float32"
     """Type of the matmuls and convolutions of the encoder, decoder and dense heads: 'float32' (the
     paper's numbers) or 'bfloat16' (faster on GPUs; parameters, optimizer states, losses and the
@@ -217,7 +222,7 @@ _POSITIVE_INT = (
     "steps", "action_repeat", "time_limit", "train_steps", "deter_size", "stoch_size",
     "hidden_size", "cnn_depth", "units", "layers", "horizon", "batch_size", "seq_len",
     "eval_episodes", "log_every", "checkpoint_every", "value_k", "max_nonfinite",
-    "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations", "envs",
+    "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations", "envs", "conv_chunks",
 )
 _NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay",
                  "replay_capacity", "expl_noise", "free_nats", "kl_scale",
@@ -254,6 +259,10 @@ def validate(config: Config) -> Config:
     if config.time_limit < config.action_repeat:
         raise ConfigError(
             f"--time_limit={config.time_limit} must be >= --action_repeat={config.action_repeat}")
+    if (config.batch_size * config.seq_len) % config.conv_chunks:
+        raise ConfigError(
+            f"--conv_chunks={config.conv_chunks} must divide batch_size * seq_len = "
+            f"{config.batch_size * config.seq_len}")
     if config.seq_len > config.episode_agent_steps + 1:
         raise ConfigError(
             f"--seq_len={config.seq_len} is longer than an episode "

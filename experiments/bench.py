@@ -7,7 +7,10 @@ layout. Reports the median seconds per update over `--calls` calls after one war
 compile time (lower + compile) separately, XLA's FLOP count and its fraction of this machine's
 matmul peak (measured in the same run), imagined states per second of `imagine()` (N = 2500,
 H = 15), policy-step latency and agent steps per second of pixel collection on walker_walk
-(rendering split out), and peak RSS. Writes `bench_<backend>.json` and `.md` under `--out`.
+(rendering split out), and peak RSS. Also XLA's temp buffer of each update, the update with
+`--conv_chunks` (encoder/decoder in rematerialized chunks: less memory, a little more time) and,
+on accelerators, with `--compute_dtype bfloat16`. Writes `bench_<backend>.json` and `.md` under
+`--out`.
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    temp_gib = compiled.memory_analysis().temp_size_in_bytes / 2**30
     state, metrics = compiled(state, batch)  # Warm-up.
     jax.block_until_ready(metrics)
     times = []
@@ -64,7 +68,8 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
         times.append(time.perf_counter() - start)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     return {"update_s": statistics.median(times), "update_s_min": min(times),
-            "compile_s": compile_s, "flops": float(cost.get("flops", float("nan")))}
+            "compile_s": compile_s, "flops": float(cost.get("flops", float("nan"))),
+            "xla_temp_gib": temp_gib}
 
 
 def call_times(fn, args: tuple, calls: int) -> list[float]:
@@ -145,6 +150,8 @@ def main() -> None:
     parser.add_argument("--bf16", type=int, default=None,
                         help="also time the update with compute_dtype=bfloat16 (1/0; default: "
                         "on with an accelerator, off on CPU)")
+    parser.add_argument("--chunks", type=int, default=4,
+                        help="also time the update with --conv_chunks this (0: skip)")
     parser.add_argument("--collect", type=int, default=300,
                         help="agent steps of walker_walk pixel collection to time (0: skip)")
     args = parser.parse_args()
@@ -165,6 +172,15 @@ def main() -> None:
         result[f"update_s_min_{size}"] = r["update_s_min"]
         result[f"compile_s_{size}"] = r["compile_s"]
         result[f"flops_per_update_{size}"] = r["flops"]
+        result[f"xla_temp_gib_{size}"] = r["xla_temp_gib"]
+        if args.chunks > 1:
+            config = config_lib.make_config("paper", batch_size=b, seq_len=t,
+                                            conv_chunks=args.chunks)
+            r = bench_update(config, pixels, args.calls)
+            print(f"pixels {size} conv_chunks {args.chunks}: {r['update_s']:.3f} s/update, XLA "
+                  f"temp {r['xla_temp_gib']:.2f} GiB", flush=True)
+            result[f"update_s_{size}_chunks{args.chunks}"] = r["update_s"]
+            result[f"xla_temp_gib_{size}_chunks{args.chunks}"] = r["xla_temp_gib"]
         if args.bf16 if args.bf16 is not None else backend != "cpu":
             config = config_lib.make_config("paper", batch_size=b, seq_len=t,
                                             compute_dtype="bfloat16")

@@ -137,6 +137,8 @@ def test_notebook_example_runs_imagine(pixel_run, tmp_path):
     (["--replay_ram_gib", "0"], "--replay_ram_gib=0.0 must be > 0"),
     (["--reward_transform", "clip"], "--reward_transform='clip' is not allowed"),
     (["--conv_impl", "cudnn"], "--conv_impl='cudnn' is not allowed"),
+    (["--compute_dtype", "float16"], "--compute_dtype='float16' is not allowed"),
+    (["--conv_chunks", "7"], "--conv_chunks=7 must divide batch_size * seq_len = 400"),
     (["--max_nonfinite", "0"], "--max_nonfinite=0 must be a positive integer"),
     (["--pcont", "maybe"], "--pcont"),
     (["--batch_size", "-3"], "--batch_size=-3 must be a positive integer"),
