@@ -151,9 +151,11 @@ def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, f
         obs_term = metrics["obs_log_prob"] = jnp.mean(
             chunked(log_prob, nets.conv_chunks, flat(feat), flat(batch["obs"])))
     elif nets.objective == "contrastive":
-        mean, std = nets.state_model.apply(world_params["state_model"], preprocess(batch["obs"]))
+        state_model = lambda o: nets.state_model.apply(  # noqa: E731
+            world_params["state_model"], preprocess(o))
+        mean, std = chunked(state_model, nets.conv_chunks, flat(batch["obs"]))
         obs_term = metrics["contrastive"] = jnp.mean(
-            objectives.contrastive_term(flat(feat), flat(mean), flat(std)))
+            objectives.contrastive_term(flat(feat), mean, std))
     else:
         obs_term = 0.0
     reward = jnp.tanh(batch["reward"]) if reward_transform == "tanh" else batch["reward"]

@@ -141,10 +141,11 @@ class Config:
     """'auto' (matmul on CPU, lax on GPU/TPU), 'matmul' (patch extraction + matmul, fast on XLA:CPU)
     or 'lax' (XLA convolutions, cuDNN on GPU). Both give the same numbers."""
     conv_chunks: int = 1
-    """The world-model loss runs the encoder and decoder over the batch's B*T observations in this
-    many chunks, one after another, recomputing each chunk's activations in the backward pass:
-    their memory shrinks by this factor (16x50 pixels: XLA temp 2.42 -> 1.31 GiB with 4) for a few
-    percent more time per update (docs/speed.md). Same numbers; must divide batch_size * seq_len."""
+    """The world-model loss runs the encoder and decoder (or the contrastive state model) over the
+    batch's B*T observations in this many chunks, one after another, recomputing each chunk's
+    activations in the backward pass: their memory shrinks by about this factor (16x50 pixels:
+    XLA temp 2.42 -> 0.64 GiB with 4) for ~14% more time per update (docs/speed.md). Same
+    numbers; must divide batch_size * seq_len."""
     compute_dtype: str = "float32"
     """Type of the matmuls and convolutions of the encoder, decoder and dense heads: 'float32' (the
     paper's numbers) or 'bfloat16' (faster on GPUs; parameters, optimizer states, losses and the

@@ -32,7 +32,6 @@ import numpy as np
 # Keras' default initializer, as in the paper's TF code.
 GLOROT = nn.initializers.glorot_uniform()
 Dense = functools.partial(nn.Dense, kernel_init=GLOROT)
-DTYPES = ("float32", "bfloat16")
 
 
 def resolve_conv_impl(impl: str) -> str:
@@ -161,7 +160,8 @@ class ConvEncoder(nn.Module):
     def __call__(self, image: jax.Array) -> jax.Array:
         x, batch = _flatten_batch(image, 3)
         for i, mult in enumerate((1, 2, 4, 8)):
-            x = nn.relu(Conv(mult * self.depth, 4, 2, self.impl, dtype=self.dtype, name=f"conv{i}")(x))
+            conv = Conv(mult * self.depth, 4, 2, self.impl, dtype=self.dtype, name=f"conv{i}")
+            x = nn.relu(conv(x))
         return x.reshape(batch + (-1,)).astype(jnp.float32)
 
 

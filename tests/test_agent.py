@@ -55,22 +55,25 @@ def _world_loss_and_grads(cfg, spec, batch):
     return jax.jit(jax.value_and_grad(loss, has_aux=True))(params["world"])
 
 
-@pytest.mark.parametrize("kind", ["image", "state"])
-def test_world_model_loss_in_chunks_equals_one_piece(kind, make_tiny_config, env_specs,
+@pytest.mark.parametrize("kind,objective", [("image", "reconstruction"), ("state", "reconstruction"),
+                                            ("image", "contrastive")])
+def test_world_model_loss_in_chunks_equals_one_piece(kind, objective, make_tiny_config, env_specs,
                                                      make_random_batch):
     spec = env_specs[kind]
-    cfg = make_tiny_config()
+    cfg = make_tiny_config(objective=objective)
     batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len)
     (loss, out), grads = _world_loss_and_grads(cfg, spec, batch)
-    cfg4 = make_tiny_config(conv_chunks=4)
+    cfg4 = make_tiny_config(objective=objective, conv_chunks=4)
     (loss4, out4), grads4 = _world_loss_and_grads(cfg4, spec, batch)
     np.testing.assert_allclose(loss4, loss, rtol=1e-5)
-    for name in ("obs_log_prob", "reward_log_prob", "kl"):
+    term = "obs_log_prob" if objective == "reconstruction" else "contrastive"
+    for name in (term, "reward_log_prob", "kl"):
         np.testing.assert_allclose(out4.metrics[name], out.metrics[name], rtol=1e-5, err_msg=name)
     for g4, g in zip(jax.tree.leaves(grads4), jax.tree.leaves(grads)):
         # Float32 sums over other groupings of ~1e5 pixels: compare at the leaf's own scale.
         np.testing.assert_allclose(g4, g, rtol=1e-4, atol=1e-4 * float(np.abs(g).max()))
-    assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads["decoder"])) > 0
+    observation_model = "decoder" if objective == "reconstruction" else "state_model"
+    assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads[observation_model])) > 0
 
 
 def test_conv_chunks_shrink_the_world_model_gradients_temp_memory(make_tiny_config, env_specs,
