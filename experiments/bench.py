@@ -105,9 +105,7 @@ def bench_imagine(config: config_lib.Config, spec: agent.EnvSpec, starts: int, c
 def bench_collection(config: config_lib.Config, steps: int) -> dict:
     """Policy-step latency and agent steps per second of collection (rendering split out) on
     the config's task from pixels."""
-    from dreamer_jax import envs
-
-    from dreamer_jax import train
+    from dreamer_jax import envs, train
 
     env = envs.make_env(config, seed=0)
     learner = train.Agent(config, env.spec, jax.random.PRNGKey(0))  # The training loop's policy.

@@ -44,7 +44,8 @@ case "${1:-state}" in
   fig8)
     # Figure 8 at CPU scale: the three representation objectives from 64x64 pixels, batch 8x50,
     # action repeat 8, conv depth 16 (half the paper's channels: 1.0 s per update instead of 2.2 s
-    # on 2 cores), 21k env steps each (5k of them seed episodes). OBJECTIVES picks a subset (e.g. to run arms side by side).
+    # on 2 cores), 21k env steps each (5k of them seed episodes). OBJECTIVES picks a subset, e.g.
+    # to run arms side by side, one per core (taskset -c 0 / -c 1).
     for objective in ${OBJECTIVES:-reconstruction contrastive reward}; do
       .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
         --objective "$objective" --batch_size 8 --action_repeat 8 --cnn_depth 16 \
