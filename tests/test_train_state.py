@@ -139,6 +139,28 @@ def test_policy(trained, make_random_batch):
     assert policy._cache_size() == 1
 
 
+def test_acting_policy_splits_the_key_stream_like_the_policy(trained, make_random_batch):
+    """The training loop's step (key split on the device) draws what `make_policy` draws after
+    a host-side split, and its conv formulation gives the training formulation's numbers."""
+    spec, nets = trained["spec"], trained["nets"]
+    params = trained["state"].params
+    obs = make_random_batch(spec, NUM_ENVS, 1, seed=10)["obs"][:, 0]
+    carry = agent.initial_carry(nets, NUM_ENVS)
+    stream = jax.random.PRNGKey(3)
+    act = train_state.make_acting_policy(nets)
+    got_carry, got_action, next_stream = act(params, carry, obs, stream, 0.3, True)
+    want_next, key = jax.random.split(stream)
+    np.testing.assert_array_equal(next_stream, want_next)
+    want_carry, want_action = train_state.make_policy(nets)(params, carry, obs, key, 0.3, True)
+    chex.assert_trees_all_close(got_carry, want_carry, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got_action, want_action, rtol=1e-6, atol=1e-6)
+    # The same step on the training batches' conv formulation (patch-matmul on CPU).
+    training_convs = jax.jit(lambda p, c, o, k: agent.policy_step(nets, p, c, o, k, 0.0, False))
+    _, mode_action = training_convs(params, carry, obs, key)
+    _, acting_mode = train_state.make_policy(nets)(params, carry, obs, key, 0.0, False)
+    np.testing.assert_allclose(acting_mode, mode_action, rtol=1e-4, atol=1e-5)
+
+
 def test_discrete_policy_explores_uniformly(make_tiny_config, env_specs, make_random_params):
     spec = env_specs["discrete"]
     nets = agent.make_nets(make_tiny_config(), spec)
