@@ -222,8 +222,8 @@ class PolicyCarry(NamedTuple):
 def acting_nets(nets: Nets) -> Nets:
     """`nets` for the policy step: a few images at a time, where XLA's own convolutions beat the
     patch-matmul formulation that 'auto' picks on CPU for training batches (a policy step on one
-    64x64 frame: 0.87 vs 1.23 ms, docs/speed.md). Same parameters, same numbers (tests/test_nets.py); an explicit
-    --conv_impl is kept."""
+    64x64 frame: 0.87 vs 1.23 ms, docs/speed.md). Same parameters, same numbers
+    (tests/test_train_state.py); an explicit --conv_impl is kept."""
     if not isinstance(nets.encoder, nn_.ConvEncoder) or nets.encoder.impl != "auto":
         return nets
     return nets._replace(encoder=nets.encoder.clone(impl="lax"))

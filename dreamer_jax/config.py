@@ -144,8 +144,8 @@ class Config:
     """The world-model loss runs the encoder and decoder (or the contrastive state model) over the
     batch's B*T observations in this many chunks, one after another, recomputing each chunk's
     activations in the backward pass: their memory shrinks by about this factor (16x50 pixels:
-    XLA temp 2.42 -> 0.64 GiB with 4) for ~14% more time per update (docs/speed.md). Same
-    numbers; must divide batch_size * seq_len."""
+    XLA temp 2.42 -> 0.64 GiB with 4; 2-core CPU: +1.5% time at 16x50, -3% at 50x50,
+    docs/speed.md). Same numbers; must divide batch_size * seq_len."""
     compute_dtype: str = "float32"
     """Type of the matmuls and convolutions of the encoder, decoder and dense heads: 'float32' (the
     paper's numbers) or 'bfloat16' (faster on GPUs; parameters, optimizer states, losses and the

@@ -160,6 +160,9 @@ def main() -> None:
               "jax": jax.__version__, "precision": "float32",
               "config": "paper (Appendix A) sizes, pixels 64x64x3, action_dim 6"}
     pixels = agent.EnvSpec((64, 64, 3), "uint8", 6)
+    variants = [(f"chunks{args.chunks}", {"conv_chunks": args.chunks})] if args.chunks > 1 else []
+    if args.bf16 if args.bf16 is not None else backend != "cpu":
+        variants.append(("bf16", {"compute_dtype": "bfloat16"}))
     for size in args.sizes.split(","):
         b, t = (int(x) for x in size.split("x"))
         config = config_lib.make_config("paper", batch_size=b, seq_len=t)
@@ -171,24 +174,14 @@ def main() -> None:
         result[f"compile_s_{size}"] = r["compile_s"]
         result[f"flops_per_update_{size}"] = r["flops"]
         result[f"xla_temp_gib_{size}"] = r["xla_temp_gib"]
-        if args.chunks > 1:
-            config = config_lib.make_config("paper", batch_size=b, seq_len=t,
-                                            conv_chunks=args.chunks)
+        for suffix, overrides in variants:  # The same update with one option changed.
+            config = config_lib.make_config("paper", batch_size=b, seq_len=t, **overrides)
             r = bench_update(config, pixels, args.calls)
-            print(f"pixels {size} conv_chunks {args.chunks}: {r['update_s']:.3f} s/update, XLA "
-                  f"temp {r['xla_temp_gib']:.2f} GiB", flush=True)
-            result[f"update_s_{size}_chunks{args.chunks}"] = r["update_s"]
-            result[f"xla_temp_gib_{size}_chunks{args.chunks}"] = r["xla_temp_gib"]
-        if args.bf16 if args.bf16 is not None else backend != "cpu":
-            config = config_lib.make_config("paper", batch_size=b, seq_len=t,
-                                            compute_dtype="bfloat16")
-            r = bench_update(config, pixels, args.calls)
-            print(f"pixels {size} bf16: {r['update_s']:.3f} s/update, compile "
-                  f"{r['compile_s']:.1f} s", flush=True)
-            result[f"update_s_{size}_bf16"] = r["update_s"]
-            result[f"compile_s_{size}_bf16"] = r["compile_s"]
-    result["compile_s"] = max(v for k, v in result.items()
-                              if k.startswith("compile_s_") and not k.endswith("_bf16"))
+            print(f"pixels {size} {suffix}: {r['update_s']:.3f} s/update, compile "
+                  f"{r['compile_s']:.1f} s, XLA temp {r['xla_temp_gib']:.2f} GiB", flush=True)
+            for key in ("update_s", "compile_s", "xla_temp_gib"):
+                result[f"{key}_{size}_{suffix}"] = r[key]
+    result["compile_s"] = max(result[f"compile_s_{size}"] for size in args.sizes.split(","))
     result["matmul_peak_flops"] = matmul_peak()
     for size in args.sizes.split(","):
         if f"flops_per_update_{size}" in result:

@@ -21,39 +21,33 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 
 import jax
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench import call_times  # noqa: E402
 from dreamer_jax import agent, config as config_lib, train_state  # noqa: E402
 
 
 def host_split(nets, params, obs, calls):
+    """Seconds of `calls` agent steps: a key split, then the jitted step, numpy action out."""
     policy = jax.jit(lambda p, c, o, k, n, s: agent.policy_step(nets, p, c, o, k, n, s))
     carry, key = agent.initial_carry(nets, len(obs)), jax.random.PRNGKey(0)
-    times = []
-    for i in range(calls + 1):
-        start = time.perf_counter()
-        key, sub = jax.random.split(key)
-        carry, action = policy(params, carry, obs, sub, 0.3, True)
-        np.asarray(action)
-        times.append(time.perf_counter() - start)
-    return times[1:]
+
+    def step():
+        return np.asarray(policy(params, carry, obs, jax.random.split(key)[1], 0.3, True)[1])
+
+    return call_times(step, (), calls)
 
 
 def device_split(nets, params, obs, calls):
+    """Seconds of `calls` agent steps of `make_acting_policy` (the split inside), numpy out."""
     act = train_state.make_acting_policy(nets)
     carry, key = agent.initial_carry(nets, len(obs)), jax.random.PRNGKey(0)
-    times = []
-    for i in range(calls + 1):
-        start = time.perf_counter()
-        carry, action, key = act(params, carry, obs, key, 0.3, True)
-        np.asarray(action)
-        times.append(time.perf_counter() - start)
-    return times[1:]
+    step = lambda: np.asarray(act(params, carry, obs, key, 0.3, True)[1])  # noqa: E731
+    return call_times(step, (), calls)
 
 
 def main() -> None:
