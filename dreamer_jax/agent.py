@@ -38,6 +38,7 @@ class Nets(NamedTuple):
     objective: str = "reconstruction"
     planner: planet.PlannerConfig | None = None  # CEM planning instead of the action model
     conv_chunks: int = 1  # encoder/decoder over B*T images in this many rematerialized chunks
+    scan_unroll: int = 1  # RSSM scan steps per loop iteration (observe and imagine)
 
 
 def make_nets(config: Config, spec: EnvSpec) -> Nets:
@@ -68,6 +69,7 @@ def make_nets(config: Config, spec: EnvSpec) -> Nets:
         action_min_std=config.action_min_std,
         objective=config.objective,
         conv_chunks=config.conv_chunks,
+        scan_unroll=config.scan_unroll,
         planner=planet.PlannerConfig(config.plan_horizon, config.plan_candidates,
                                      config.plan_top_k, config.plan_iterations)
         if config.behavior == "planet" else None,
@@ -140,7 +142,8 @@ def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, f
     flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [B, T, ...] -> [B*T, ...]
     encode = lambda o: nets.encoder.apply(world_params["encoder"], preprocess(o))  # noqa: E731
     embed = chunked(encode, nets.conv_chunks, flat(batch["obs"])).reshape(bt + (-1,))
-    post, prior = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key)
+    post, prior = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key,
+                               unroll=nets.scan_unroll)
     feat = rssm.feature(post)
     metrics = {}
     if nets.objective == "reconstruction":

@@ -146,6 +146,10 @@ class Config:
     activations in the backward pass: their memory shrinks by about this factor (16x50 pixels:
     XLA temp 2.42 -> 0.64 GiB with 4; 2-core CPU: +1.5% time at 16x50, -3% at 50x50,
     docs/speed.md). Same numbers; must divide batch_size * seq_len."""
+    scan_unroll: int = 1
+    """Steps of the RSSM's `lax.scan`s (posterior over the sequence, imagination over the
+    horizon) that XLA unrolls into one loop iteration. Same numbers; only speed and compile time
+    change (docs/speed.md)."""
     compute_dtype: str = "float32"
     """Type of the matmuls and convolutions of the encoder, decoder and dense heads: 'float32' (the
     paper's numbers) or 'bfloat16' (faster on GPUs; parameters, optimizer states, losses and the
@@ -224,6 +228,7 @@ _POSITIVE_INT = (
     "hidden_size", "cnn_depth", "units", "layers", "horizon", "batch_size", "seq_len",
     "eval_episodes", "log_every", "checkpoint_every", "value_k", "max_nonfinite",
     "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations", "envs", "conv_chunks",
+    "scan_unroll",
 )
 _NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay",
                  "replay_capacity", "expl_noise", "free_nats", "kl_scale",

@@ -42,7 +42,8 @@ def imagine(nets: Nets, world_params, actor_params, start: rssm.RSSMState, key: 
         next_state = rssm.img_step(nets.rssm, world_params["rssm"], state, action, img_key)
         return next_state, (next_state, action)
 
-    _, (states, actions) = jax.lax.scan(step, start, jax.random.split(key, horizon))
+    _, (states, actions) = jax.lax.scan(step, start, jax.random.split(key, horizon),
+                                        unroll=nets.scan_unroll)
     states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s], 0), start, states)
     return Imagined(states, actions, rssm.feature(states))
 

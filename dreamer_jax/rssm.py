@@ -93,8 +93,9 @@ def obs_step(core: RSSMCore, params, prev: RSSMState, prev_action: jax.Array, em
 
 
 def observe(core: RSSMCore, params, embed: jax.Array, action: jax.Array, key: jax.Array,
-            start: RSSMState | None = None) -> tuple[RSSMState, RSSMState]:
-    """Posterior and prior states [B, T, ...] for embeddings [B, T, E] and actions [B, T, A]."""
+            start: RSSMState | None = None, unroll: int = 1) -> tuple[RSSMState, RSSMState]:
+    """Posterior and prior states [B, T, ...] for embeddings [B, T, E] and actions [B, T, A].
+    `unroll` steps run per loop iteration of the scan (same numbers)."""
     chex.assert_rank([embed, action], 3)
     chex.assert_equal_shape_prefix([embed, action], 2)
     batch, steps = embed.shape[:2]
@@ -108,7 +109,7 @@ def observe(core: RSSMCore, params, embed: jax.Array, action: jax.Array, key: ja
 
     keys = jax.random.split(key, steps)
     time_major = (jnp.swapaxes(action, 0, 1), jnp.swapaxes(embed, 0, 1), keys)
-    _, (post, prior) = jax.lax.scan(step, start, time_major)
+    _, (post, prior) = jax.lax.scan(step, start, time_major, unroll=unroll)
     to_batch_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
     return jax.tree.map(to_batch_major, post), jax.tree.map(to_batch_major, prior)
 

@@ -185,5 +185,6 @@ def make_acting_policy(nets: agent.Nets) -> Callable:
 def observe_posteriors(nets: agent.Nets, world_params, batch: dict, key: jax.Array) -> rssm.RSSMState:
     """Posterior states [B, T, ...] of a replay batch (for reports and notebooks)."""
     embed = nets.encoder.apply(world_params["encoder"], agent.preprocess(batch["obs"]))
-    post, _ = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key)
+    post, _ = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key,
+                           unroll=nets.scan_unroll)
     return post

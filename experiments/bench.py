@@ -8,7 +8,8 @@ compile time (lower + compile) separately, XLA's FLOP count and its fraction of 
 matmul peak (measured in the same run), imagined states per second of `imagine()` (N = 2500,
 H = 15), policy-step latency and agent steps per second of pixel collection on walker_walk
 (rendering split out), and peak RSS. Also XLA's temp buffer of each update, the update with
-`--conv_chunks` (encoder/decoder in rematerialized chunks: less memory, a little more time) and,
+`--conv_chunks` (encoder/decoder in rematerialized chunks: less memory, a little more time), with
+`--scan_unroll` when `--unroll` is given (pixel sizes and, with `--state`, the cpu preset) and,
 on accelerators, with `--compute_dtype bfloat16`. Writes `bench_<backend>.json` and `.md` under
 `--out`.
 """
@@ -150,6 +151,8 @@ def main() -> None:
                         "on with an accelerator, off on CPU)")
     parser.add_argument("--chunks", type=int, default=4,
                         help="also time the update with --conv_chunks this (0: skip)")
+    parser.add_argument("--unroll", type=int, default=0,
+                        help="also time the updates with --scan_unroll this (0: skip)")
     parser.add_argument("--collect", type=int, default=300,
                         help="agent steps of walker_walk pixel collection to time (0: skip)")
     args = parser.parse_args()
@@ -161,6 +164,8 @@ def main() -> None:
               "config": "paper (Appendix A) sizes, pixels 64x64x3, action_dim 6"}
     pixels = agent.EnvSpec((64, 64, 3), "uint8", 6)
     variants = [(f"chunks{args.chunks}", {"conv_chunks": args.chunks})] if args.chunks > 1 else []
+    if args.unroll > 1:
+        variants.append((f"unroll{args.unroll}", {"scan_unroll": args.unroll}))
     if args.bf16 if args.bf16 is not None else backend != "cpu":
         variants.append(("bf16", {"compute_dtype": "bfloat16"}))
     for size in args.sizes.split(","):
@@ -202,6 +207,14 @@ def main() -> None:
         print(f"state cpu preset {config.batch_size}x{config.seq_len}: {r['update_s']:.3f} s/update")
         result["state_cpu_preset_update_s"] = r["update_s"]
         result["state_cpu_preset_compile_s"] = r["compile_s"]
+        if args.unroll > 1:
+            config = config_lib.make_config("cpu", task="dmc_cartpole_swingup",
+                                            scan_unroll=args.unroll)
+            r = bench_update(config, agent.EnvSpec((5,), "float32", 1), args.calls)
+            print(f"state cpu preset unroll {args.unroll}: {r['update_s']:.3f} s/update, "
+                  f"compile {r['compile_s']:.1f} s")
+            result[f"state_cpu_preset_update_s_unroll{args.unroll}"] = r["update_s"]
+            result[f"state_cpu_preset_compile_s_unroll{args.unroll}"] = r["compile_s"]
     result["peak_rss_gib"] = peak_rss_gib()
     if args.sheeprl:  # After ours: its worker processes are separate, their RSS is their own.
         import bench_sheeprl

@@ -7,6 +7,7 @@ import functools
 
 import chex
 import jax
+import jax.extend.core
 import numpy as np
 import pytest
 
@@ -226,3 +227,38 @@ def test_bfloat16_train_step_keeps_float32_state(make_tiny_config, env_specs, ma
         want, got = results["float32"][1][name], metrics[name]
         assert np.isfinite(got), name
         np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05, err_msg=name)
+
+
+def _scans(jaxpr) -> set[tuple[int, int]]:
+    """(length, unroll) of every lax.scan in a jaxpr, nested ones included."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            found.add((int(eqn.params["length"]), int(eqn.params["unroll"])))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found |= _scans(sub)
+    return found
+
+
+def test_scan_unroll_changes_no_numbers(make_tiny_config, env_specs, make_random_batch):
+    """scan_unroll only changes how XLA loops over the RSSM scans: one update (posterior scan over
+    the sequence, imagination over the horizon, including an unroll that does not divide them)
+    gives the same losses and parameters."""
+    spec = env_specs["state"]
+    results = {}
+    for unroll in (1, 3):
+        cfg = make_tiny_config(scan_unroll=unroll)
+        assert cfg.seq_len % 3 and cfg.horizon % 3  # A remainder of the unrolled loop is taken.
+        nets = agent.make_nets(cfg, spec)
+        optimizers = train_state.make_optimizers(cfg)
+        state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
+        step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
+        batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len)
+        scans = _scans(jax.make_jaxpr(step)(state, batch).jaxpr)  # {(length, unroll), ...}
+        assert {(cfg.seq_len, unroll), (cfg.horizon, unroll)} <= scans, scans
+        state, metrics = step(state, batch)
+        results[unroll] = jax.device_get((state.params, metrics))
+    for name in ("model_loss", "actor_loss", "value_loss", "kl", "imag_return"):
+        np.testing.assert_allclose(results[3][1][name], results[1][1][name], rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+    chex.assert_trees_all_close(results[3][0], results[1][0], rtol=1e-4, atol=1e-6)

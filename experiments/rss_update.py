@@ -1,0 +1,110 @@
+"""Where the resident memory of a process that trains from pixels goes, stage by stage.
+
+    .venv/bin/python experiments/rss_update.py --size 50x50 --chunks 1,4,10
+
+For each `--conv_chunks` value, a fresh Python process imports jax and dreamer_jax, builds the
+paper-size training state, compiles the update (lower + compile), runs it once and then
+`--calls` more times on random data of the replay layout (no replay, no environment). It records
+VmRSS and VmHWM (the peak so far) after each stage, and XLA's own buffer sizes (temp, arguments,
+outputs, generated code). Writes `rss_update_<size>.json` and `.md` under `--out`.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def child(size: str, chunks: int, calls: int) -> dict:
+    """One measurement, in this process (run in a fresh one)."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from dreamer_jax import train
+
+    stages = {"start": train.memory_gib()}
+    import jax
+
+    from dreamer_jax import agent, config as config_lib, train_state
+    import bench
+
+    jax.numpy.zeros(1).block_until_ready()
+    stages["jax imported"] = train.memory_gib()
+    b, t = (int(x) for x in size.split("x"))
+    config = config_lib.make_config("paper", batch_size=b, seq_len=t, conv_chunks=chunks)
+    spec = agent.EnvSpec((64, 64, 3), "uint8", 6)
+    nets = agent.make_nets(config, spec)
+    optimizers = train_state.make_optimizers(config)
+    state = train_state.init_train_state(nets, optimizers, jax.random.PRNGKey(0))
+    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(config))
+    batch = jax.device_put(bench.random_batch(spec, b, t))
+    jax.block_until_ready((state, batch))
+    stages["state and batch on device"] = train.memory_gib()
+    compiled = step.lower(state, batch).compile()
+    stages["update compiled"] = train.memory_gib()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    stages["first update"] = train.memory_gib()
+    for _ in range(calls):
+        state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    stages[f"{calls} more updates"] = train.memory_gib()
+    memory = compiled.memory_analysis()
+    xla = {name: getattr(memory, f"{name}_size_in_bytes") / 2**30
+           for name in ("temp", "argument", "output", "generated_code")}
+    return {"size": size, "conv_chunks": chunks, "stages": stages, "xla_gib": xla}
+
+
+def table(results: list[dict]) -> str:
+    stages = list(results[0]["stages"])
+    head = "| stage: RSS / peak RSS (GiB) | " + " | ".join(
+        f"conv_chunks {r['conv_chunks']}" for r in results) + " |"
+    lines = [head, "|---" * (len(results) + 1) + "|"]
+    for stage in stages:
+        cells = [f"{r['stages'][stage]['rss_gib']:.2f} / {r['stages'][stage]['peak_rss_gib']:.2f}"
+                 for r in results]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    for name in results[0]["xla_gib"]:
+        cells = [f"{r['xla_gib'][name]:.3f}" for r in results]
+        lines.append(f"| XLA {name} buffer | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="50x50", help="BxT")
+    parser.add_argument("--chunks", default="1,4,10", help="--conv_chunks values, comma-separated")
+    parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(child(args.size, args.child, args.calls)))
+        return
+    results = []
+    for chunks in (int(c) for c in args.chunks.split(",")):
+        out = subprocess.run([sys.executable, __file__, "--size", args.size, "--calls",
+                              str(args.calls), "--child", str(chunks)],
+                             check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"conv_chunks {chunks}: peak RSS {results[-1]['stages'][f'{args.calls} more updates']['peak_rss_gib']:.2f} GiB",
+              flush=True)
+    import platform
+
+    record = {"date": datetime.date.today().isoformat(), "machine": platform.processor(),
+              "config": f"paper sizes, pixels 64x64x3, action_dim 6, batch {args.size}, fp32",
+              "results": results}
+    out = pathlib.Path(args.out)
+    (out / f"rss_update_{args.size}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out / f"rss_update_{args.size}.md").write_text(
+        f"# Resident memory of the {args.size} update, stage by stage ({record['date']})\n\n"
+        f"`experiments/rss_update.py`: {record['config']}; one fresh process per column, no "
+        f"replay, no environment. RSS = VmRSS, peak = VmHWM so far.\n\n" + table(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()
