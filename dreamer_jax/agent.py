@@ -37,7 +37,8 @@ class Nets(NamedTuple):
     action_min_std: float
     objective: str = "reconstruction"
     planner: planet.PlannerConfig | None = None  # CEM planning instead of the action model
-    conv_chunks: int = 1  # encoder/decoder over B*T images in this many rematerialized chunks
+    conv_chunks: int = 0  # encoder/decoder over B*T images in this many rematerialized chunks
+                          # (0: automatic, `auto_chunks`)
     scan_unroll: int = 1  # RSSM scan steps per loop iteration (observe and imagine)
 
 
@@ -115,6 +116,21 @@ def chunked(fn: Callable, chunks: int, *xs: jax.Array):
     return jax.tree.map(lambda y: y.reshape((n,) + y.shape[2:]), out)
 
 
+AUTO_CHUNK_ROWS = 640  # Largest image chunk of conv_chunks=0 on CPU (docs/speed.md).
+
+
+def auto_chunks(rows: int, is_image: bool, backend: str | None = None) -> int:
+    """conv_chunks=0: on CPU, the fewest chunks of at most AUTO_CHUNK_ROWS images that divide
+    `rows` (16x50: 2, 50x50: 4); 1 where chunks would hold fewer than 64 images (a prime row
+    count), on accelerators (memory to spare, and one big batch keeps them busy) and for state
+    vectors (small MLP working sets)."""
+    backend = backend or jax.default_backend()
+    if not is_image or backend != "cpu":
+        return 1
+    chunks = next(c for c in range(1, rows + 1) if rows % c == 0 and rows // c <= AUTO_CHUNK_ROWS)
+    return chunks if rows // chunks >= 64 else 1
+
+
 def preprocess(obs: jax.Array) -> jax.Array:
     """uint8 images -> float32 in [-0.5, 0.5] (the paper's code); state vectors unchanged."""
     if obs.dtype == jnp.uint8:
@@ -141,7 +157,8 @@ def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, f
     bt = batch["reward"].shape
     flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [B, T, ...] -> [B*T, ...]
     encode = lambda o: nets.encoder.apply(world_params["encoder"], preprocess(o))  # noqa: E731
-    embed = chunked(encode, nets.conv_chunks, flat(batch["obs"])).reshape(bt + (-1,))
+    chunks = nets.conv_chunks or auto_chunks(bt[0] * bt[1], nets.spec.is_image)
+    embed = chunked(encode, chunks, flat(batch["obs"])).reshape(bt + (-1,))
     post, prior = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key,
                                unroll=nets.scan_unroll)
     feat = rssm.feature(post)
@@ -152,11 +169,11 @@ def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, f
             recon = nets.decoder.apply(world_params["decoder"], f)
             return nn_.normal_log_prob(o, recon, tuple(range(1, o.ndim)))
         obs_term = metrics["obs_log_prob"] = jnp.mean(
-            chunked(log_prob, nets.conv_chunks, flat(feat), flat(batch["obs"])))
+            chunked(log_prob, chunks, flat(feat), flat(batch["obs"])))
     elif nets.objective == "contrastive":
         state_model = lambda o: nets.state_model.apply(  # noqa: E731
             world_params["state_model"], preprocess(o))
-        mean, std = chunked(state_model, nets.conv_chunks, flat(batch["obs"]))
+        mean, std = chunked(state_model, chunks, flat(batch["obs"]))
         obs_term = metrics["contrastive"] = jnp.mean(
             objectives.contrastive_term(flat(feat), mean, std))
     else:

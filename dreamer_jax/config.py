@@ -140,12 +140,14 @@ class Config:
     conv_impl: str = "auto"
     """'auto' (matmul on CPU, lax on GPU/TPU), 'matmul' (patch extraction + matmul, fast on XLA:CPU)
     or 'lax' (XLA convolutions, cuDNN on GPU). Both give the same numbers."""
-    conv_chunks: int = 1
+    conv_chunks: int = 0
     """The world-model loss runs the encoder and decoder (or the contrastive state model) over the
     batch's B*T observations in this many chunks, one after another, recomputing each chunk's
-    activations in the backward pass: their memory shrinks by about this factor (16x50 pixels:
-    XLA temp 2.42 -> 0.64 GiB with 4; 2-core CPU: +1.5% time at 16x50, -3% at 50x50,
-    docs/speed.md). Same numbers; must divide batch_size * seq_len."""
+    activations in the backward pass: their memory shrinks by about this factor (50x50 pixels:
+    XLA temp 7.4 -> 1.9 GiB, peak RSS 9.1 -> 3.6 GiB with 4; 2-core CPU: +1.5% time at 16x50,
+    -3% at 50x50; docs/speed.md). Same numbers. 0 (automatic): on CPU, image observations, the
+    fewest chunks of at most 640 images (16x50: 2, 50x50: 4); 1 on GPU/TPU and for state
+    observations. Any other value must divide batch_size * seq_len."""
     scan_unroll: int = 1
     """Steps of the RSSM's `lax.scan`s (posterior over the sequence, imagination over the
     horizon) that XLA unrolls into one loop iteration. Same numbers; only speed and compile time
@@ -227,12 +229,11 @@ _POSITIVE_INT = (
     "steps", "action_repeat", "time_limit", "train_steps", "deter_size", "stoch_size",
     "hidden_size", "cnn_depth", "units", "layers", "horizon", "batch_size", "seq_len",
     "eval_episodes", "log_every", "checkpoint_every", "value_k", "max_nonfinite",
-    "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations", "envs", "conv_chunks",
-    "scan_unroll",
+    "plan_horizon", "plan_candidates", "plan_top_k", "plan_iterations", "envs", "scan_unroll",
 )
 _NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay",
                  "replay_capacity", "expl_noise", "free_nats", "kl_scale",
-                 "action_min_std", "pcont_scale")
+                 "action_min_std", "pcont_scale", "conv_chunks")
 _POSITIVE_FLOAT = ("model_lr", "actor_lr", "value_lr", "grad_clip", "adam_eps", "mean_scale",
                    "init_std", "min_std", "replay_ram_gib")
 _UNIT_INTERVAL = ("discount", "lambda_")
@@ -265,7 +266,7 @@ def validate(config: Config) -> Config:
     if config.time_limit < config.action_repeat:
         raise ConfigError(
             f"--time_limit={config.time_limit} must be >= --action_repeat={config.action_repeat}")
-    if (config.batch_size * config.seq_len) % config.conv_chunks:
+    if config.conv_chunks and (config.batch_size * config.seq_len) % config.conv_chunks:
         raise ConfigError(
             f"--conv_chunks={config.conv_chunks} must divide batch_size * seq_len = "
             f"{config.batch_size * config.seq_len}")

@@ -3,15 +3,15 @@
     python experiments/bench.py [--sizes 16x50,50x50] [--calls 10] [--out experiments/results]
 
 Paper model sizes, 64x64x3 pixels, walker_walk's action size (6), fp32, random data of the replay
-layout. Reports the median seconds per update over `--calls` calls after one warm-up call, the
-compile time (lower + compile) separately, XLA's FLOP count and its fraction of this machine's
-matmul peak (measured in the same run), imagined states per second of `imagine()` (N = 2500,
-H = 15), policy-step latency and agent steps per second of pixel collection on walker_walk
-(rendering split out), and peak RSS. Also XLA's temp buffer of each update, the update with
-`--conv_chunks` (encoder/decoder in rematerialized chunks: less memory, a little more time), with
-`--scan_unroll` when `--unroll` is given (pixel sizes and, with `--state`, the cpu preset) and,
-on accelerators, with `--compute_dtype bfloat16`. Writes `bench_<backend>.json` and `.md` under
-`--out`.
+layout, default config (on CPU the encoder and decoder run in automatic chunks). Reports the median
+seconds per update over `--calls` calls after one warm-up call, the compile time (lower + compile)
+separately, XLA's FLOP count and its fraction of this machine's matmul peak (measured in the same
+run), imagined states per second of `imagine()` (N = 2500, H = 15), policy-step latency and agent
+steps per second of pixel collection on walker_walk (rendering split out), and peak RSS. Also XLA's
+temp buffer of each update, the update with `--conv_chunks` given by `--chunks` (1: in one piece,
+the memory of not chunking), with `--scan_unroll` when `--unroll` is given (pixel sizes and, with
+`--state`, the cpu preset) and, on accelerators, with `--compute_dtype bfloat16`. Writes
+`bench_<backend>.json` and `.md` under `--out`.
 """
 from __future__ import annotations
 
@@ -149,8 +149,9 @@ def main() -> None:
     parser.add_argument("--bf16", type=int, default=None,
                         help="also time the update with compute_dtype=bfloat16 (1/0; default: "
                         "on with an accelerator, off on CPU)")
-    parser.add_argument("--chunks", type=int, default=4,
-                        help="also time the update with --conv_chunks this (0: skip)")
+    parser.add_argument("--chunks", type=int, default=1,
+                        help="also time the update with --conv_chunks this (the default config "
+                        "chunks automatically; 1: in one piece; 0: skip)")
     parser.add_argument("--unroll", type=int, default=0,
                         help="also time the updates with --scan_unroll this (0: skip)")
     parser.add_argument("--collect", type=int, default=300,
@@ -163,7 +164,7 @@ def main() -> None:
               "jax": jax.__version__, "precision": "float32",
               "config": "paper (Appendix A) sizes, pixels 64x64x3, action_dim 6"}
     pixels = agent.EnvSpec((64, 64, 3), "uint8", 6)
-    variants = [(f"chunks{args.chunks}", {"conv_chunks": args.chunks})] if args.chunks > 1 else []
+    variants = [(f"chunks{args.chunks}", {"conv_chunks": args.chunks})] if args.chunks else []
     if args.unroll > 1:
         variants.append((f"unroll{args.unroll}", {"scan_unroll": args.unroll}))
     if args.bf16 if args.bf16 is not None else backend != "cpu":
