@@ -393,6 +393,12 @@ def train(config: Config, note: str | None = None) -> None:
     while counters["episodes"] < config.seed_episodes and counters["env_steps"] < config.steps:
         collect(lambda obs, first: np.stack([envs.random_action(env.spec, rng) for _ in obs]))
         logger.progress(counters["env_steps"], counters["updates"])
+    longest = max(replay.episode_lengths(), default=0)  # Entries: agent steps + 1.
+    if counters["env_steps"] < config.steps and longest < config.seq_len:
+        raise UsageError(
+            f"--seq_len={config.seq_len} is longer than every collected episode (longest: "
+            f"{longest} observations; replay samples sequences within an episode): this task "
+            f"ends episodes early; use a --seq_len of at most {longest} and a new --logdir")
 
     update_metrics: list[dict] = []
     last_log_time = [time.time()]

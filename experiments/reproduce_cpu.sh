@@ -6,6 +6,7 @@
 #   bash experiments/reproduce_cpu.sh fig4     # dreamer vs only_action vs planet (states)
 #   bash experiments/reproduce_cpu.sh fig8     # reconstruction vs contrastive vs reward (pixels)
 #   bash experiments/reproduce_cpu.sh atari    # discrete actions on Boxing (pixels)
+#   bash experiments/reproduce_cpu.sh discrete # discrete actions on gymnasium CartPole-v1 (states)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs}"
@@ -66,5 +67,19 @@ case "${1:-state}" in
     .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_boxing" --out experiments/results/atari_boxing_cpu.png \
       --title "Boxing, atari preset, batch 8x50, conv depth 16, 2-core CPU"
     cp "$RUNS/atari_boxing/metrics.jsonl" experiments/results/atari_boxing_cpu.jsonl ;;
-  *) echo "usage: $0 state|pixels|fig4|fig8|atari" >&2; exit 2 ;;
+  discrete)
+    # The discrete-action machinery of Appendix C (one-hot straight-through actions,
+    # epsilon-greedy 0.4, predicted discount, tanh rewards, horizon 10, beta 0.1: the atari
+    # preset) on a task with early termination, from states: gymnasium CartPole-v1, action
+    # repeat 1, its 500-step limit, sequences of 10 (random episodes last ~20 steps and replay
+    # samples only from episodes at least a sequence long), batch 16, C=100 per episode.
+    .venv/bin/python -m dreamer_jax.train --preset atari --task gym:CartPole-v1 --obs state \
+      --action_repeat 1 --time_limit 500 --seq_len 10 --batch_size 16 \
+      --logdir "$RUNS/gym_cartpole_discrete" --steps "${STEPS:-20000}" --eval_every 2000 \
+      --eval_episodes 5 --checkpoint_every 5000 --log_every 500
+    .venv/bin/python -m dreamer_jax.plot "$RUNS/gym_cartpole_discrete" \
+      --out experiments/results/gym_cartpole_discrete.png \
+      --title "CartPole-v1 (gymnasium) from states, discrete actions, atari preset, 2-core CPU"
+    cp "$RUNS/gym_cartpole_discrete/metrics.jsonl" experiments/results/gym_cartpole_discrete.jsonl ;;
+  *) echo "usage: $0 state|pixels|fig4|fig8|atari|discrete" >&2; exit 2 ;;
 esac

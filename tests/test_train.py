@@ -167,6 +167,22 @@ def test_bad_input_one_line_exit_2(args, expect, capsys):
         assert not pathlib.Path(args[args.index("--logdir") + 1]).exists()  # Nothing written.
 
 
+def test_episodes_shorter_than_a_sequence_one_line_exit_2(tmp_path, capsys):
+    """A task whose episodes end early (CartPole-v1 under random actions: ~20 steps) cannot fill
+    a sequence of 90: one line naming --seq_len and the longest episode; the episodes stay."""
+    from dreamer_jax import train
+
+    logdir = tmp_path / "short"
+    argv = ["--preset", "debug", "--task", "gym:CartPole-v1", "--obs", "state",
+            "--action_repeat", "1", "--seq_len", "90", "--steps", "2000", "--logdir", str(logdir)]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("[dreamer_jax]")]
+    assert len(lines) == 1 and "Traceback" not in err, err  # Info lines aside, one error line.
+    assert "--seq_len=90 is longer than every collected episode (longest: " in lines[0]
+    assert list((logdir / "episodes").glob("*.npz"))
+
+
 @pytest.mark.parametrize("args, expect", [
     (["--task", "dmc_walker_fly"], "--task='dmc_walker_fly' is unknown"),
     (["--logdir", "/proc/forbidden/run"], "is not writable"),
