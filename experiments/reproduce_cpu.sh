@@ -75,7 +75,7 @@ case "${1:-state}" in
     # samples only from episodes at least a sequence long), batch 16, C=100 per episode.
     .venv/bin/python -m dreamer_jax.train --preset atari --task gym:CartPole-v1 --obs state \
       --action_repeat 1 --time_limit 500 --seq_len 10 --batch_size 16 \
-      --logdir "$RUNS/gym_cartpole_discrete" --steps "${STEPS:-20000}" --eval_every 2000 \
+      --logdir "$RUNS/gym_cartpole_discrete" --steps "${STEPS:-12000}" --eval_every 2000 \
       --eval_episodes 5 --checkpoint_every 5000 --log_every 500
     .venv/bin/python -m dreamer_jax.plot "$RUNS/gym_cartpole_discrete" \
       --out experiments/results/gym_cartpole_discrete.png \

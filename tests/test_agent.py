@@ -99,10 +99,10 @@ def test_conv_chunks_shrink_the_world_model_gradients_temp_memory(make_tiny_conf
 
 
 @pytest.mark.parametrize("rows,is_image,backend,want", [
-    (800, True, "cpu", 2),      # 16x50: two chunks of 400 images
+    (800, True, "cpu", 1),      # 16x50 fits one chunk
+    (1600, True, "cpu", 2),     # 32x50: two chunks of 800 images
     (2500, True, "cpu", 4),     # 50x50: four of 625
-    (400, True, "cpu", 1),      # 8x50 fits one chunk
-    (641, True, "cpu", 1),      # prime: chunks of one image would be slower, not smaller
+    (1031, True, "cpu", 1),     # prime: chunks of one image would be slower, not smaller
     (2500, True, "gpu", 1),     # accelerators keep one batch
     (2500, False, "cpu", 1),    # state vectors: small MLP working sets
 ])
@@ -114,11 +114,11 @@ def test_auto_chunks(rows, is_image, backend, want):
 
 def test_default_conv_chunks_is_automatic_in_the_loss(make_tiny_config, env_specs,
                                                        make_random_batch):
-    """The default (0) chunks a CPU batch of 8x100 images into auto_chunks(800) = 2 slices:
+    """The default (0) chunks a CPU batch of 16x100 images into auto_chunks(1600) = 2 slices:
     the loss's jaxpr maps the encoder over 2 chunks (a scan of length 2)."""
     assert make_tiny_config().conv_chunks == 0
     spec = env_specs["image"]
-    cfg = make_tiny_config(batch_size=8, seq_len=100, time_limit=200, action_repeat=1)
+    cfg = make_tiny_config(batch_size=16, seq_len=100, time_limit=200, action_repeat=1)
     nets = agent.make_nets(cfg, spec)
     params = agent.init_params(nets, jax.random.key(0))
     batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len)
