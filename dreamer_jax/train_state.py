@@ -36,8 +36,8 @@ def make_optimizers(config: Config) -> dict[str, optax.GradientTransformation]:
 
 def init_train_state(nets: agent.Nets, optimizers, key: jax.Array) -> TrainState:
     """Parameters and Adam states, each built by one jitted call: op-by-op (eager) it dispatches
-    hundreds of small programs, each compiled and kept (paper sizes, pixels: 0.76 vs 0.57 GiB RSS
-    and twice the time on 2 cores; docs/speed.md)."""
+    hundreds of small programs, each compiled and kept (paper sizes, pixels: 0.74 vs 0.58 GiB RSS,
+    17 vs 11 s on one core; docs/speed.md)."""
     param_key, state_key = jax.random.split(key)
     params = jax.jit(agent.init_params, static_argnums=0)(nets, param_key)
     opt_state = jax.jit(lambda p: {part: optimizers[part].init(p[part]) for part in PARTS})(params)
