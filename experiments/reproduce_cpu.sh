@@ -61,12 +61,17 @@ case "${1:-state}" in
     # Discrete actions (Appendix C) on Boxing (Machado protocol: sticky actions, full action set),
     # atari preset with batch 8x50 and conv depth 16, C=100 updates per episode as in the paper's
     # text (an episode is ~7,100 frames; the official code trains 100 per 1,000), 150k frames.
+    # TRAIN_STEPS=700 is about the official code's rate (session 5: eval every 15k frames, its
+    # own logdir atari_boxing_r700).
+    ts="${TRAIN_STEPS:-100}"; suffix=""; every=20000
+    [ "$ts" = 100 ] || { suffix="_r$ts"; every=15000; }
     .venv/bin/python -m dreamer_jax.train --preset atari --task atari_boxing --batch_size 8 \
-      --cnn_depth 16 --logdir "$RUNS/atari_boxing" --steps 150000 --eval_every 20000 \
-      --eval_episodes 3 --checkpoint_every 5000
-    .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_boxing" --out experiments/results/atari_boxing_cpu.png \
-      --title "Boxing, atari preset, batch 8x50, conv depth 16, 2-core CPU"
-    cp "$RUNS/atari_boxing/metrics.jsonl" experiments/results/atari_boxing_cpu.jsonl ;;
+      --cnn_depth 16 --train_steps "$ts" --logdir "$RUNS/atari_boxing$suffix" --steps 150000 \
+      --eval_every "$every" --eval_episodes 3 --checkpoint_every 5000
+    .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_boxing$suffix" \
+      --out "experiments/results/atari_boxing${suffix}_cpu.png" \
+      --title "Boxing, atari preset, batch 8x50, conv depth 16, $ts updates per episode, 2-core CPU"
+    cp "$RUNS/atari_boxing$suffix/metrics.jsonl" "experiments/results/atari_boxing${suffix}_cpu.jsonl" ;;
   discrete)
     # The discrete-action machinery of Appendix C (one-hot straight-through actions,
     # epsilon-greedy 0.4, predicted discount, tanh rewards, horizon 10, beta 0.1: the atari
