@@ -124,7 +124,7 @@ def auto_chunks(rows: int, is_image: bool, backend: str | None = None) -> int:
     `rows` (16x50: 1, 32x50: 2, 50x50: 4); 1 where chunks would hold fewer than 64 images (a
     prime row count), on accelerators (memory to spare, and one big batch keeps them busy) and
     for state vectors (small MLP working sets). Up to 1024 images the memory saved (16x50: XLA
-    temp 2.4 -> 1.0 GiB in 2 chunks) costs time (+8% on one core); at 50x50 chunks are faster."""
+    temp 2.4 -> 1.0 GiB in 2 chunks) costs time (+3.4% on 2 cores); at 50x50 chunks are faster."""
     backend = backend or jax.default_backend()
     if not is_image or backend != "cpu":
         return 1

@@ -144,8 +144,8 @@ class Config:
     """The world-model loss runs the encoder and decoder (or the contrastive state model) over the
     batch's B*T observations in this many chunks, one after another, recomputing each chunk's
     activations in the backward pass: their memory shrinks by about this factor (50x50 pixels:
-    XLA temp 7.4 -> 1.9 GiB, peak RSS 9.1 -> 3.6 GiB with 4; 2-core CPU: +1.5% time at 16x50,
-    -3% at 50x50; docs/speed.md). Same numbers. 0 (automatic): on CPU, image observations, the
+    XLA temp 7.4 -> 1.9 GiB, peak RSS 9.1 -> 3.6 GiB with 4; 2-core CPU: -3% time at 50x50,
+    +3.4% at 16x50 in 2 chunks; docs/speed.md). Same numbers. 0 (automatic): on CPU, image observations, the
     fewest chunks of at most 1024 images (16x50: 1, 50x50: 4); 1 on GPU/TPU and for state
     observations. Any other value must divide batch_size * seq_len."""
     scan_unroll: int = 1
