@@ -133,6 +133,13 @@ def bench_collection(config: config_lib.Config, steps: int) -> dict:
             "agent_steps_per_s": steps / total}
 
 
+def write_results(stem: pathlib.Path, record: dict, markdown: str) -> None:
+    """`record` as `<stem>.json` and `markdown` as `<stem>.md` (the experiments' result files)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+
+
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -203,19 +210,16 @@ def main() -> None:
               f"{result['env_step_ms']:.1f} ms, {result['agent_steps_per_s']:.1f} agent steps/s",
               flush=True)
     if args.state:
-        config = config_lib.make_config("cpu", task="dmc_cartpole_swingup")
-        r = bench_update(config, agent.EnvSpec((5,), "float32", 1), args.calls)
-        print(f"state cpu preset {config.batch_size}x{config.seq_len}: {r['update_s']:.3f} s/update")
-        result["state_cpu_preset_update_s"] = r["update_s"]
-        result["state_cpu_preset_compile_s"] = r["compile_s"]
+        state_variants = [("", {})]
         if args.unroll > 1:
-            config = config_lib.make_config("cpu", task="dmc_cartpole_swingup",
-                                            scan_unroll=args.unroll)
+            state_variants.append((f"_unroll{args.unroll}", {"scan_unroll": args.unroll}))
+        for suffix, overrides in state_variants:
+            config = config_lib.make_config("cpu", task="dmc_cartpole_swingup", **overrides)
             r = bench_update(config, agent.EnvSpec((5,), "float32", 1), args.calls)
-            print(f"state cpu preset unroll {args.unroll}: {r['update_s']:.3f} s/update, "
-                  f"compile {r['compile_s']:.1f} s")
-            result[f"state_cpu_preset_update_s_unroll{args.unroll}"] = r["update_s"]
-            result[f"state_cpu_preset_compile_s_unroll{args.unroll}"] = r["compile_s"]
+            print(f"state cpu preset {config.batch_size}x{config.seq_len}{suffix}: "
+                  f"{r['update_s']:.3f} s/update, compile {r['compile_s']:.1f} s")
+            result[f"state_cpu_preset_update_s{suffix}"] = r["update_s"]
+            result[f"state_cpu_preset_compile_s{suffix}"] = r["compile_s"]
     result["peak_rss_gib"] = peak_rss_gib()
     if args.sheeprl:  # After ours: its worker processes are separate, their RSS is their own.
         import bench_sheeprl
@@ -226,14 +230,11 @@ def main() -> None:
         for size in args.sizes.split(","):
             result[f"speedup_vs_sheeprl_{size}"] = (result[f"sheeprl_update_s_{size}"]
                                                     / result[f"update_s_{size}"])
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"bench_{backend}.json").write_text(json.dumps(result, indent=1) + "\n")
     rows = [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
             for k, v in result.items()]
-    (out / f"bench_{backend}.md").write_text(
-        f"# Update benchmark ({backend}, {result['date']})\n\n| key | value |\n|---|---|\n"
-        + "\n".join(rows) + "\n")
+    write_results(pathlib.Path(args.out) / f"bench_{backend}", result,
+                  f"# Update benchmark ({backend}, {result['date']})\n\n| key | value |\n|---|---|\n"
+                  + "\n".join(rows) + "\n")
     print(json.dumps(result, indent=1))
 
 

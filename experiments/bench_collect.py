@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import pathlib
 import platform
@@ -20,6 +19,7 @@ import time
 import jax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from bench import write_results  # noqa: E402
 from dreamer_jax import config as config_lib, envs, parallel, train  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -59,16 +59,13 @@ def main() -> None:
               "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
               "task": args.task, "config": "paper networks, pixels, action repeat 2, default visuals",
               "rows": rows}
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# Collection with parallel environment processes ({result['date']}, "
              f"{result['backend']}, {result['cpu_count']} CPUs)", "",
              f"{args.task} from 64x64 pixels, paper networks, {args.time_limit}-step episodes, "
              "policy step batched over the environments.", "",
              "| envs | agent steps/s |", "|---|---|"]
     lines += [f"| {r['envs']} | {r['agent_steps_per_s']:.1f} |" for r in rows]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(pathlib.Path(args.out), result, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

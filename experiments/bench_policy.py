@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import pathlib
 import statistics
@@ -27,7 +26,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench import call_times  # noqa: E402
+from bench import call_times, write_results  # noqa: E402
 from dreamer_jax import agent, config as config_lib, train_state  # noqa: E402
 
 
@@ -70,15 +69,14 @@ def main() -> None:
     result = {"date": datetime.date.today().isoformat(), "backend": jax.default_backend(),
               "cpu_count": os.cpu_count(), "jax": jax.__version__, "envs": args.envs,
               "calls": args.calls, "rows": rows}
-    out = pathlib.Path(args.out) / f"policy_step_{jax.default_backend()}"
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# Policy step, before/after ({result['date']}, {result['backend']}, "
              f"{result['cpu_count']} CPUs, jax {result['jax']})", "",
              f"Paper networks, 64x64x3 pixels, {args.envs} environment(s), {args.calls} calls; "
              "observation in, numpy action out.", "",
              "| variant | median ms | min ms |", "|---|---|---|"]
     lines += [f"| {k} | {v['median_ms']:.3f} | {v['min_ms']:.3f} |" for k, v in rows.items()]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(pathlib.Path(args.out) / f"policy_step_{jax.default_backend()}", result,
+                  "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -14,6 +14,7 @@ import argparse
 import datetime
 import json
 import pathlib
+import platform
 import subprocess
 import sys
 
@@ -85,22 +86,21 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(child(args.size, args.child, args.calls)))
         return
+    from bench import write_results  # Here, not at the top: a child's "start" has no jax yet.
+
     results = []
     for chunks in (int(c) for c in args.chunks.split(",")):
         out = subprocess.run([sys.executable, __file__, "--size", args.size, "--calls",
                               str(args.calls), "--child", str(chunks)],
                              check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"conv_chunks {chunks}: peak RSS {results[-1]['stages'][f'{args.calls} more updates']['peak_rss_gib']:.2f} GiB",
-              flush=True)
-    import platform
-
+        last_stage = list(results[-1]["stages"].values())[-1]
+        print(f"conv_chunks {chunks}: peak RSS {last_stage['peak_rss_gib']:.2f} GiB", flush=True)
     record = {"date": datetime.date.today().isoformat(), "machine": platform.processor(),
               "config": f"paper sizes, pixels 64x64x3, action_dim 6, batch {args.size}, fp32",
               "results": results}
-    out = pathlib.Path(args.out)
-    (out / f"rss_update_{args.size}.json").write_text(json.dumps(record, indent=1) + "\n")
-    (out / f"rss_update_{args.size}.md").write_text(
+    write_results(
+        pathlib.Path(args.out) / f"rss_update_{args.size}", record,
         f"# Resident memory of the {args.size} update, stage by stage ({record['date']})\n\n"
         f"`experiments/rss_update.py`: {record['config']}; one fresh process per column, no "
         f"replay, no environment. RSS = VmRSS, peak = VmHWM so far.\n\n" + table(results) + "\n")
