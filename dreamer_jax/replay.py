@@ -143,9 +143,10 @@ class Replay:
         files.write_atomic(self.directory / "evicted.json", json.dumps(self._evicted).encode())
         (self.directory / f"{name}.npz").unlink(missing_ok=True)
 
-    def episode_lengths(self) -> list[int]:
-        """Entries (T + 1) of each episode in RAM."""
-        return [len(e["reward"]) for e in self._cache.values()]
+    def longest_episode(self) -> int:
+        """Entries (T + 1) of the longest episode in RAM (0 if none): `sample` can draw sequences
+        up to this long, since a sequence lies within one episode."""
+        return max((len(e["reward"]) for e in self._cache.values()), default=0)
 
     @property
     def cached_steps(self) -> int:

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         length = loaded.config.seq_len
         if length <= CONTEXT:
             raise ReportError(f"seq_len={length} leaves nothing to predict after {CONTEXT} context frames")
-        if not any(n >= length for n in loaded.replay.episode_lengths()):
+        if loaded.replay.longest_episode() < length:
             raise ReportError(f"no episode in {args.logdir} has the {length} steps to show")
         rng = np.random.default_rng(args.seed)
         batch = loaded.replay.sample(rng, args.sequences, length)

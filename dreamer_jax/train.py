@@ -393,7 +393,7 @@ def train(config: Config, note: str | None = None) -> None:
     while counters["episodes"] < config.seed_episodes and counters["env_steps"] < config.steps:
         collect(lambda obs, first: np.stack([envs.random_action(env.spec, rng) for _ in obs]))
         logger.progress(counters["env_steps"], counters["updates"])
-    longest = max(replay.episode_lengths(), default=0)  # Entries: agent steps + 1.
+    longest = replay.longest_episode()
     if counters["env_steps"] < config.steps and longest < config.seq_len:
         raise UsageError(
             f"--seq_len={config.seq_len} is longer than every collected episode (longest: "

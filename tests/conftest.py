@@ -47,6 +47,16 @@ ENV_SPECS = {
 }
 
 
+def jaxpr_eqns(jaxpr):
+    """Every equation of a jaxpr, those of its sub-jaxprs (jit, scan, cond bodies) included."""
+    import jax.extend.core
+
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from jaxpr_eqns(sub)
+
+
 def tiny_config(**overrides) -> config.Config:
     """The `debug` preset (tiny networks) with `overrides`; validated like any config."""
     return config.make_config("debug", **overrides)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import chex
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import jaxpr_eqns
 from dreamer_jax import nets
 
 
@@ -280,17 +280,8 @@ def test_resolve_conv_impl():
 
 def _dot_and_conv_dtypes(fn, *args) -> set[str]:
     """Operand dtypes of every dot_general / conv in the jaxpr of fn(*args), sub-jaxprs included."""
-    found = set()
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
-                found.update(str(v.aval.dtype) for v in eqn.invars)
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(jax.make_jaxpr(fn)(*args).jaxpr)
-    return found
+    return {str(v.aval.dtype) for eqn in jaxpr_eqns(jax.make_jaxpr(fn)(*args).jaxpr)
+            if eqn.primitive.name in ("dot_general", "conv_general_dilated") for v in eqn.invars}
 
 
 @pytest.mark.parametrize("name", ["encoder_matmul", "encoder_lax", "decoder_matmul", "decoder_lax",

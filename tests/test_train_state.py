@@ -7,10 +7,10 @@ import functools
 
 import chex
 import jax
-import jax.extend.core
 import numpy as np
 import pytest
 
+from conftest import jaxpr_eqns
 from dreamer_jax import agent, rssm, train_state
 
 NUM_STEPS = 3
@@ -231,13 +231,8 @@ def test_bfloat16_train_step_keeps_float32_state(make_tiny_config, env_specs, ma
 
 def _scans(jaxpr) -> set[tuple[int, int]]:
     """(length, unroll) of every lax.scan in a jaxpr, nested ones included."""
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "scan":
-            found.add((int(eqn.params["length"]), int(eqn.params["unroll"])))
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            found |= _scans(sub)
-    return found
+    return {(int(eqn.params["length"]), int(eqn.params["unroll"])) for eqn in jaxpr_eqns(jaxpr)
+            if eqn.primitive.name == "scan"}
 
 
 def test_scan_unroll_changes_no_numbers(make_tiny_config, env_specs, make_random_batch):
