@@ -116,19 +116,25 @@ def chunked(fn: Callable, chunks: int, *xs: jax.Array):
     return jax.tree.map(lambda y: y.reshape((n,) + y.shape[2:]), out)
 
 
-AUTO_CHUNK_ROWS = 1024  # Largest image chunk of conv_chunks=0 on CPU (docs/speed.md).
+# conv_chunks=0 / imag_chunks=0 on CPU (docs/speed.md): batches of more than AUTO_CHUNK_ROWS rows
+# run in chunks of at most CONV_CHUNK_ROWS images / IMAG_CHUNK_ROWS imagination starts.
+AUTO_CHUNK_ROWS = 1024
+CONV_CHUNK_ROWS = 256
+IMAG_CHUNK_ROWS = 1024
 
 
-def auto_chunks(rows: int, is_image: bool, backend: str | None = None) -> int:
-    """conv_chunks=0: on CPU, the fewest chunks of at most AUTO_CHUNK_ROWS images that divide
-    `rows` (16x50: 1, 32x50: 2, 50x50: 4); 1 where chunks would hold fewer than 64 images (a
-    prime row count), on accelerators (memory to spare, and one big batch keeps them busy) and
-    for state vectors (small MLP working sets). Up to 1024 images the memory saved (16x50: XLA
-    temp 2.4 -> 1.0 GiB in 2 chunks) costs time (+3.4% on 2 cores); at 50x50 chunks are faster."""
+def auto_chunks(rows: int, chunk_rows: int, backend: str | None = None) -> int:
+    """conv_chunks=0 (images) and imag_chunks=0: on CPU, a batch of more than AUTO_CHUNK_ROWS
+    rows runs in the fewest chunks of at most `chunk_rows` rows that divide `rows` (50x50 images:
+    10 chunks of 250; imagination from 50x50 starts: 4 of 625); smaller batches, row counts
+    without such a divisor (a prime) and accelerators (memory to spare, and one big batch keeps
+    them busy) stay in one piece. On the 2-core CPU, the paper's 50x50 update peaks at 1.37 GiB
+    RSS in 10 + 4 chunks (2.62 GiB in 4 conv chunks alone) and 16x50 in 2 chunks cost +3.4% time,
+    so batches up to 1024 are not chunked."""
     backend = backend or jax.default_backend()
-    if not is_image or backend != "cpu":
+    if backend != "cpu" or rows <= AUTO_CHUNK_ROWS:
         return 1
-    chunks = next(c for c in range(1, rows + 1) if rows % c == 0 and rows // c <= AUTO_CHUNK_ROWS)
+    chunks = next(c for c in range(1, rows + 1) if rows % c == 0 and rows // c <= chunk_rows)
     return chunks if rows // chunks >= 64 else 1
 
 
@@ -158,7 +164,9 @@ def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, f
     bt = batch["reward"].shape
     flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [B, T, ...] -> [B*T, ...]
     encode = lambda o: nets.encoder.apply(world_params["encoder"], preprocess(o))  # noqa: E731
-    chunks = nets.conv_chunks or auto_chunks(bt[0] * bt[1], nets.spec.is_image)
+    # State vectors stay in one piece: small MLP working sets.
+    chunks = nets.conv_chunks or (auto_chunks(bt[0] * bt[1], CONV_CHUNK_ROWS)
+                                  if nets.spec.is_image else 1)
     embed = chunked(encode, chunks, flat(batch["obs"])).reshape(bt + (-1,))
     post, prior = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key,
                                unroll=nets.scan_unroll)

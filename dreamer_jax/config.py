@@ -143,11 +143,19 @@ class Config:
     conv_chunks: int = 0
     """The world-model loss runs the encoder and decoder (or the contrastive state model) over the
     batch's B*T observations in this many chunks, one after another, recomputing each chunk's
-    activations in the backward pass: their memory shrinks by about this factor (50x50 pixels:
-    XLA temp 7.4 -> 1.9 GiB, peak RSS 9.1 -> 3.6 GiB with 4; 2-core CPU: -3% time at 50x50,
-    +3.4% at 16x50 in 2 chunks; docs/speed.md). Same numbers. 0 (automatic): on CPU, image observations, the
-    fewest chunks of at most 1024 images (16x50: 1, 50x50: 4); 1 on GPU/TPU and for state
-    observations. Any other value must divide batch_size * seq_len."""
+    activations in the backward pass: their memory shrinks by about this factor. Same numbers.
+    0 (automatic): on CPU, image batches of more than 1024 observations in the fewest chunks of
+    at most 256 (50x50: 10); one piece for smaller batches (16x50 in 2 chunks: +3.4% time), for
+    state observations and on GPU/TPU. Any other value must divide batch_size * seq_len.
+    docs/speed.md: the paper's 50x50 on a 2-core CPU peaks at 1.37 GiB RSS with the automatic
+    conv and imagination chunks, 9.1 GiB in one piece."""
+    imag_chunks: int = 0
+    """Imagination and the behavior losses run over the B*T start states in this many chunks,
+    one after another, recomputing each chunk in the backward pass: the memory of imagination
+    shrinks by about this factor. Each chunk draws its own noise (same distribution, other
+    samples than in one piece). 0 (automatic): on CPU, more than 1024 starts in the fewest
+    chunks of at most 1024 (50x50: 4); one piece otherwise and on GPU/TPU. Any other value must
+    divide batch_size * seq_len."""
     scan_unroll: int = 1
     """Steps of the RSSM's `lax.scan`s (posterior over the sequence, imagination over the
     horizon) that XLA unrolls into one loop iteration. Same numbers; only speed and compile time
@@ -196,9 +204,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # State observations on 2 CPU cores: batch 8; action repeat 8 (the PlaNet protocol for
     # cartpole, as in CURL Table 1) so that H=15 imagined steps span 1.2 s of swing-up dynamics;
-    # 1 free nat, since a 5-dim state carries less than 3 nats per step and below the free nats
-    # the transition model (the prior that imagination uses) receives no gradient at all.
-    "cpu": dict(obs="state", batch_size=8, seq_len=50, action_repeat=8, free_nats=1.0),
+    # the paper's discount per unit of time, .99 per 2 env steps = .99^4 = .96 per 8 (with .99
+    # per 8-step action the value model must fit 4x longer, 4x larger returns: 354 vs 595 eval
+    # return at 36k env steps, docs/cpu_runs.md); 1 free nat, since a 5-dim state carries less
+    # than 3 nats per step and below the free nats the transition model (the prior that
+    # imagination uses) receives no gradient at all.
+    "cpu": dict(obs="state", batch_size=8, seq_len=50, action_repeat=8, discount=0.96,
+                free_nats=1.0),
     # Discrete actions (Appendix C) on Atari with the Machado et al. (2018) protocol: sticky
     # actions, full action set, 108k frames at most; action repeat 4 as in the paper's code.
     "atari": dict(
@@ -233,7 +245,7 @@ _POSITIVE_INT = (
 )
 _NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay",
                  "replay_capacity", "expl_noise", "free_nats", "kl_scale",
-                 "action_min_std", "pcont_scale", "conv_chunks")
+                 "action_min_std", "pcont_scale", "conv_chunks", "imag_chunks")
 _POSITIVE_FLOAT = ("model_lr", "actor_lr", "value_lr", "grad_clip", "adam_eps", "mean_scale",
                    "init_std", "min_std", "replay_ram_gib")
 _UNIT_INTERVAL = ("discount", "lambda_")
@@ -266,10 +278,11 @@ def validate(config: Config) -> Config:
     if config.time_limit < config.action_repeat:
         raise ConfigError(
             f"--time_limit={config.time_limit} must be >= --action_repeat={config.action_repeat}")
-    if config.conv_chunks and (config.batch_size * config.seq_len) % config.conv_chunks:
-        raise ConfigError(
-            f"--conv_chunks={config.conv_chunks} must divide batch_size * seq_len = "
-            f"{config.batch_size * config.seq_len}")
+    for name in ("conv_chunks", "imag_chunks"):
+        chunks = getattr(config, name)
+        if chunks and (config.batch_size * config.seq_len) % chunks:
+            raise ConfigError(f"--{name}={chunks} must divide batch_size * seq_len = "
+                              f"{config.batch_size * config.seq_len}")
     if config.seq_len > config.episode_agent_steps + 1:
         raise ConfigError(
             f"--seq_len={config.seq_len} is longer than an episode "

@@ -27,22 +27,6 @@ def episode_nbytes(episode: dict[str, np.ndarray]) -> int:
     return sum(v.nbytes for v in episode.values())
 
 
-def limit_heap_growth(threshold: int = 1 << 20) -> bool:
-    """Make glibc serve every allocation >= `threshold` bytes with its own mmap, returned to the
-    OS when freed. By default glibc raises that threshold after large frees (up to 32 MiB), so
-    freed episode and batch arrays of 1-32 MiB stay in the heap and RSS creeps above what the
-    replay holds (measured: 1.14x the frame bytes, 1.00x with this; experiments/rss_replay.py).
-    Returns False where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
-
-
 def save_episode(directory: pathlib.Path, name: str, episode: dict[str, np.ndarray]) -> pathlib.Path:
     """Write `episode` as compressed npz; atomic: a crash leaves no partial `.npz`."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,9 @@
 
 S seed episodes of random actions, then repeat {C updates of world model, actor and value in
 one jitted step; collect one episode with the mode action + Normal(0, 0.3) noise}; evaluate
-with the mode action every `eval_every` env steps. Everything lands in `--logdir`: episodes
-(`episodes/*.npz`), checkpoints, `config.json`, `metrics.jsonl`, TensorBoard events. Running
-the same command again on an existing logdir resumes it.
+with the mode action every `eval_every` env steps and when the run ends. Everything lands in
+`--logdir`: episodes (`episodes/*.npz`), checkpoints, `config.json`, `metrics.jsonl`,
+TensorBoard events. Running the same command again on an existing logdir resumes it.
 """
 from __future__ import annotations
 
@@ -217,19 +217,6 @@ class Logger:
 
 # --- Collection -------------------------------------------------------------------------------
 
-def memory_gib() -> dict[str, float]:
-    """Resident memory of this process now and at its peak (GiB): VmRSS and VmHWM of
-    /proc/self/status (ru_maxrss would include the peak of a parent that started it); {} where
-    there is no /proc."""
-    try:
-        with open("/proc/self/status") as f:
-            kib = {line.split(":")[0]: int(line.split()[1]) for line in f
-                   if line.startswith(("VmRSS:", "VmHWM:"))}
-    except OSError:
-        return {}
-    return {"rss_gib": kib["VmRSS"] / 2**20, "peak_rss_gib": kib["VmHWM"] / 2**20}
-
-
 class Agent:
     """The compiled entry points and the training state."""
 
@@ -253,14 +240,26 @@ class Agent:
             mesh = train_state.data_mesh(devices)
             self.state = jax.device_put(self.state, jax.sharding.NamedSharding(
                 mesh, jax.sharding.PartitionSpec()))
-        self.train_step = train_state.make_train_step(
+        self._jitted_step = train_state.make_train_step(
             self.nets, self.optimizers, train_state.LossConfig.from_config(config), mesh)
+        self._compiled_step = None
         # Host-to-device copy of a replay batch (in the prefetch thread), split over the mesh.
         split = None if mesh is None else jax.sharding.NamedSharding(
             mesh, jax.sharding.PartitionSpec("data"))
         self.put_batch = lambda batch: jax.device_put(batch, split)
         self._act = train_state.make_acting_policy(self.nets)
         self._carry = None
+
+    def train_step(self, state, batch):
+        """The jitted update; compiled ahead of its first call, after which the heap memory
+        the compiler freed is handed back to the OS (~0.6 GiB at paper sizes, docs/speed.md)
+        before the update's own buffers are allocated on top of it."""
+        from dreamer_jax import memory
+
+        if self._compiled_step is None:
+            self._compiled_step = self._jitted_step.lower(state, batch).compile()
+            memory.release_free_heap()
+        return self._compiled_step(state, batch)
 
     def exploration(self, updates: int) -> float:
         """Exploration noise (Normal std, or epsilon for discrete actions) after `updates`:
@@ -330,9 +329,10 @@ def train(config: Config, note: str | None = None) -> None:
     import jax
     import numpy as np
 
-    from dreamer_jax import checkpoint, envs, parallel, replay as replay_lib, report as report_lib
+    from dreamer_jax import (checkpoint, envs, memory, parallel, replay as replay_lib,
+                             report as report_lib)
 
-    replay_lib.limit_heap_growth()  # RSS tracks what the replay holds (docs/reliability.md).
+    memory.limit_heap_growth()  # RSS tracks what the replay holds (docs/reliability.md).
     # Environments before the logdir: a bad task writes nothing.
     train_envs = parallel.make_envs(config, envs.make_env, seed=config.seed)
     eval_env = envs.make_env(config, seed=config.seed + 10_000)
@@ -416,8 +416,11 @@ def train(config: Config, note: str | None = None) -> None:
             update_metrics.append(metrics)
             counters["updates"] += 1
         check_nonfinite(update_metrics[-updates:], counters, config.max_nonfinite, save, logdir)
+        memory.release_free_heap()  # Also what compiling the policy and report steps freed.
         collect(lambda obs, first: agent.act(obs, first, True, counters["updates"]))
-        if config.eval_every and counters["env_steps"] - counters["last_eval"] >= config.eval_every:
+        finished = counters["env_steps"] >= config.steps  # The last point of the curve is an eval.
+        if config.eval_every and (finished or
+                                  counters["env_steps"] - counters["last_eval"] >= config.eval_every):
             returns = [parallel.collect([eval_env], lambda o, f: agent.act(o, f, False))[0][1]
                        for _ in range(config.eval_episodes)]
             logger.last_eval = float(np.mean(returns))
@@ -429,7 +432,7 @@ def train(config: Config, note: str | None = None) -> None:
             fps = (counters["env_steps"] - counters["last_log"]) / max(now - last_log_time[0], 1e-6)
             last_log_time[0] = now
             means.update(updates=counters["updates"], env_steps_per_s=fps,
-                         nonfinite_updates=counters["nonfinite_updates"], **memory_gib())
+                         nonfinite_updates=counters["nonfinite_updates"], **memory.memory_gib())
             logger.write(counters["env_steps"], means)
             update_metrics.clear()
             counters["last_log"] = counters["env_steps"]

@@ -57,6 +57,7 @@ class LossConfig(NamedTuple):
     learn_value: bool = True   # False for the only_action ablation: no value model
     learn_actor: bool = True   # False for planet: CEM planning replaces the action model
     reward_transform: str = "none"  # 'tanh': bounded reward targets (Appendix C)
+    imag_chunks: int = 1       # imagination over the starts in this many chunks; 0: automatic
 
     @classmethod
     def from_config(cls, config: Config) -> "LossConfig":
@@ -66,7 +67,7 @@ class LossConfig(NamedTuple):
                    estimate="reward" if only_action else config.value_estimate,
                    value_k=config.value_k, learn_value=config.behavior == "dreamer",
                    learn_actor=config.behavior != "planet",
-                   reward_transform=config.reward_transform)
+                   reward_transform=config.reward_transform, imag_chunks=config.imag_chunks)
 
 
 def compute_grads(nets: agent.Nets, loss_cfg: LossConfig, params: dict, batch: dict,
@@ -90,24 +91,60 @@ def compute_grads(nets: agent.Nets, loss_cfg: LossConfig, params: dict, batch: d
 
     # Imagination: start from every posterior state, world model fixed.
     start = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), wm_out.post)
-    actor_fn = lambda ap: imagine.actor_loss(  # noqa: E731
-        nets, params["world"], ap, params["value"], start, imag_key, horizon=loss_cfg.horizon,
-        discount=loss_cfg.discount, lambda_=loss_cfg.lambda_, estimate=loss_cfg.estimate,
-        k=loss_cfg.value_k)
-    (a_loss, beh), actor_grads = jax.value_and_grad(actor_fn, has_aux=True)(params["actor"])
-
-    # Value model.
-    if loss_cfg.learn_value:
-        v_loss, value_grads = jax.value_and_grad(imagine.value_loss, argnums=1)(
-            nets, params["value"], beh.feat, beh.returns, beh.weights)
-    else:  # Zero gradients leave the value parameters (and Adam's moments) where they are.
-        v_loss, value_grads = jnp.zeros(()), zeros(params["value"])
-
-    metrics.update(
-        actor_loss=a_loss, value_loss=v_loss, imag_return=jnp.mean(beh.returns),
-        imag_reward=jnp.mean(beh.reward), imag_value=jnp.mean(beh.value))
+    chunks = loss_cfg.imag_chunks or agent.auto_chunks(start.deter.shape[0],
+                                                        agent.IMAG_CHUNK_ROWS)
+    (actor_grads, value_grads), behavior_metrics = behavior_grads(
+        nets, loss_cfg, params, start, imag_key, chunks)
+    metrics.update(behavior_metrics)
     grads = {"world": wm_grads, "actor": actor_grads, "value": value_grads}
     return grads, metrics
+
+
+def behavior_losses(nets: agent.Nets, loss_cfg: LossConfig, world_params, actor_params,
+                    value_params, start: rssm.RSSMState, key: jax.Array) -> tuple[jax.Array, dict]:
+    """Actor loss (eq. 7) + value loss (eq. 8) of the trajectories imagined from `start` [N].
+
+    The sum's gradient is each loss's gradient with respect to its own parameters only: the
+    actor loss sees the value parameters through a stop-gradient, the value loss sees imagined
+    features and targets through stop-gradients (`imagine.value_loss`)."""
+    a_loss, beh = imagine.actor_loss(
+        nets, world_params, actor_params, jax.lax.stop_gradient(value_params), start, key,
+        horizon=loss_cfg.horizon, discount=loss_cfg.discount, lambda_=loss_cfg.lambda_,
+        estimate=loss_cfg.estimate, k=loss_cfg.value_k)
+    v_loss = (imagine.value_loss(nets, value_params, beh.feat, beh.returns, beh.weights)
+              if loss_cfg.learn_value else jnp.zeros(()))
+    metrics = dict(actor_loss=a_loss, value_loss=v_loss, imag_return=jnp.mean(beh.returns),
+                   imag_reward=jnp.mean(beh.reward), imag_value=jnp.mean(beh.value))
+    return a_loss + v_loss, metrics
+
+
+def behavior_grads(nets: agent.Nets, loss_cfg: LossConfig, params: dict, start: rssm.RSSMState,
+                   key: jax.Array, chunks: int) -> tuple[tuple[dict, dict], dict]:
+    """((actor grads, value grads), metrics) of `behavior_losses` over the N starts.
+
+    With chunks > 1 the starts are split into equal chunks imagined one after another
+    (`lax.map`), each recomputed in the backward pass (`jax.checkpoint`), and chunk i draws its
+    noise from the i-th split of `key`: the losses and gradients are the mean over chunks, which
+    is the mean over all starts, and the memory is one chunk's. Without a value model
+    (only_action) the value gradients are zero, leaving its parameters and Adam state as they are.
+    """
+    def one_piece(actor_params, value_params, start, key):
+        return behavior_losses(nets, loss_cfg, params["world"], actor_params, value_params,
+                               start, key)
+
+    if chunks == 1:
+        objective = lambda ap, vp: one_piece(ap, vp, start, key)  # noqa: E731
+    else:
+        n = start.deter.shape[0]
+        split = jax.tree.map(lambda x: x.reshape((chunks, n // chunks) + x.shape[1:]), start)
+        keys = jax.random.split(key, chunks)
+
+        def objective(ap, vp):
+            chunk_fn = jax.checkpoint(lambda args: one_piece(ap, vp, *args))
+            total, metrics = jax.lax.map(chunk_fn, (split, keys))
+            return jnp.mean(total), jax.tree.map(jnp.mean, metrics)
+
+    return jax.grad(objective, argnums=(0, 1), has_aux=True)(params["actor"], params["value"])
 
 
 def all_finite(tree) -> jax.Array:
@@ -144,7 +181,7 @@ def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig,
             updates, opt_state[part] = optimizers[part].update(
                 grads[part], state.opt_state[part], state.params[part])
             params[part] = optax.apply_updates(state.params[part], updates)
-            metrics[f"{part}_grad_norm"] = optax.global_norm(grads[part])
+            metrics[f"{part}_grad_norm"] = optax.tree.norm(grads[part])
         # NaN/Inf guard: an update whose losses or gradients are not all finite is not applied
         # (parameters and optimizer states stay as they were; the key and counter move on).
         finite = all_finite((grads, metrics))

@@ -3,19 +3,21 @@
     python experiments/bench.py [--sizes 16x50,50x50] [--calls 10] [--out experiments/results]
 
 Paper model sizes, 64x64x3 pixels, walker_walk's action size (6), fp32, random data of the replay
-layout, default config (on CPU the encoder and decoder run in automatic chunks). Reports the median
-seconds per update over `--calls` calls after one warm-up call, the compile time (lower + compile)
-separately, XLA's FLOP count and its fraction of this machine's matmul peak (measured in the same
-run), imagined states per second of `imagine()` (N = 2500, H = 15), policy-step latency and agent
-steps per second of pixel collection on walker_walk (rendering split out), and peak RSS. Also XLA's
-temp buffer of each update, the update with `--conv_chunks` given by `--chunks` (1: in one piece,
-the memory of not chunking), with `--scan_unroll` when `--unroll` is given (pixel sizes and, with
-`--state`, the cpu preset) and, on accelerators, with `--compute_dtype bfloat16`. Writes
+layout, default config (on CPU the encoder and decoder, and imagination, run in automatic chunks).
+Reports the median seconds per update over `--calls` calls after one warm-up call, the compile time
+(lower + compile) separately, XLA's FLOP count (of the update in one piece, scans unrolled) and its
+fraction of this machine's matmul peak (measured in the same run), imagined states per second of
+`imagine()` (N = 2500, H = 15), policy-step latency and agent steps per second of pixel collection
+on walker_walk (rendering split out), and peak RSS. Also XLA's temp buffer of each update, the
+update with `--conv_chunks` given by `--chunks` (1: in one piece, the memory of not chunking), with
+`--scan_unroll` when `--unroll` is given (pixel sizes and, with `--state`, the cpu preset), with
+each `--variant`'s config overrides and, on accelerators, with `--compute_dtype bfloat16`. Writes
 `bench_<backend>.json` and `.md` under `--out`.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -47,6 +49,23 @@ def random_batch(spec: agent.EnvSpec, batch: int, length: int, seed: int = 0) ->
             "discount": np.ones((batch, length), np.float32)}
 
 
+def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
+    """FLOPs of one update by XLA's cost analysis of the program in one piece with the RSSM
+    scans fully unrolled: the analysis counts a loop body once, not once per iteration (chunked
+    or scanned programs report less than they compute; docs/speed.md). Lowered, not compiled:
+    the count of the math itself, without the chunks' recomputed forward passes."""
+    config = dataclasses.replace(config, conv_chunks=1, imag_chunks=1,
+                                 scan_unroll=max(config.seq_len, config.horizon))
+    nets = agent.make_nets(config, spec)
+    optimizers = train_state.make_optimizers(config)
+    state = jax.eval_shape(lambda k: train_state.init_train_state(nets, optimizers, k),
+                           jax.random.PRNGKey(0))
+    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(config))
+    cost = step.lower(state, random_batch(spec, config.batch_size, config.seq_len)).cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", float("nan")))
+
+
 def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> dict:
     nets = agent.make_nets(config, spec)
     optimizers = train_state.make_optimizers(config)
@@ -56,8 +75,6 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
     start = time.perf_counter()
     compiled = step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     temp_gib = compiled.memory_analysis().temp_size_in_bytes / 2**30
     state, metrics = compiled(state, batch)  # Warm-up.
     jax.block_until_ready(metrics)
@@ -69,8 +86,7 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
         times.append(time.perf_counter() - start)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     return {"update_s": statistics.median(times), "update_s_min": min(times),
-            "compile_s": compile_s, "flops": float(cost.get("flops", float("nan"))),
-            "xla_temp_gib": temp_gib}
+            "compile_s": compile_s, "flops": update_flops(config, spec), "xla_temp_gib": temp_gib}
 
 
 def call_times(fn, args: tuple, calls: int) -> list[float]:
@@ -161,6 +177,9 @@ def main() -> None:
                         "chunks automatically; 1: in one piece; 0: skip)")
     parser.add_argument("--unroll", type=int, default=0,
                         help="also time the updates with --scan_unroll this (0: skip)")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="also time the pixel update with these config overrides, e.g. "
+                        "conv_chunks=10,imag_chunks=4 (repeatable)")
     parser.add_argument("--collect", type=int, default=300,
                         help="agent steps of walker_walk pixel collection to time (0: skip)")
     args = parser.parse_args()
@@ -174,6 +193,10 @@ def main() -> None:
     variants = [(f"chunks{args.chunks}", {"conv_chunks": args.chunks})] if args.chunks else []
     if args.unroll > 1:
         variants.append((f"unroll{args.unroll}", {"scan_unroll": args.unroll}))
+    for text in args.variant:
+        overrides = dict(item.split("=") for item in text.split(","))
+        overrides = {k: int(v) if v.isdigit() else v for k, v in overrides.items()}
+        variants.append(("_".join(f"{k}{v}" for k, v in overrides.items()), overrides))
     if args.bf16 if args.bf16 is not None else backend != "cpu":
         variants.append(("bf16", {"compute_dtype": "bfloat16"}))
     for size in args.sizes.split(","):

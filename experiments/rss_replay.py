@@ -24,14 +24,14 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from dreamer_jax import replay as replay_lib, train  # noqa: E402
+from dreamer_jax import memory, replay as replay_lib  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 LENGTH = 500  # Agent steps per episode (1000 env steps, action repeat 2).
 
 
 def rss_bytes() -> int:
-    return int(train.memory_gib()["rss_gib"] * 2**30)
+    return int(memory.memory_gib()["rss_gib"] * 2**30)
 
 
 def synthetic_episode(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -57,7 +57,7 @@ def main() -> None:
                         help="keep glibc's adaptive mmap threshold (train.py fixes it at 1 MiB)")
     args = parser.parse_args()
     if not args.glibc_default:
-        replay_lib.limit_heap_growth()
+        memory.limit_heap_growth()
 
     step_bytes = 64 * 64 * 3 + 4 * 6 + 8
     capacity_steps = int(args.capacity_gib * 2**30 / step_bytes)

@@ -1,9 +1,10 @@
 """Where the resident memory of a process that trains from pixels goes, stage by stage.
 
-    .venv/bin/python experiments/rss_update.py --size 50x50 --chunks 1,4,10
+    .venv/bin/python experiments/rss_update.py --size 50x50 --chunks 4:1,4:4,10:4
 
-For each `--conv_chunks` value, a fresh Python process imports jax and dreamer_jax, builds the
-paper-size training state, compiles the update (lower + compile), runs it once and then
+For each `--conv_chunks`:`--imag_chunks` pair, a fresh Python process imports jax and
+dreamer_jax, builds the paper-size training state, compiles the update (lower + compile), hands
+the heap the compiler freed back to the OS (as `train.py` does), runs the update once and then
 `--calls` more times on random data of the replay layout (no replay, no environment). It records
 VmRSS and VmHWM (the peak so far) after each stage, and XLA's own buffer sizes (temp, arguments,
 outputs, generated code). Writes `rss_update_<size>.json` and `.md` under `--out`.
@@ -21,22 +22,24 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def child(size: str, chunks: int, calls: int) -> dict:
+def child(size: str, conv_chunks: int, imag_chunks: int, calls: int) -> dict:
     """One measurement, in this process (run in a fresh one)."""
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "experiments"))
-    from dreamer_jax import train
+    from dreamer_jax import memory
 
-    stages = {"start": train.memory_gib()}
+    memory.limit_heap_growth()  # As train.py does.
+    stages = {"start": memory.memory_gib()}
     import jax
 
     from dreamer_jax import agent, config as config_lib, train_state
     import bench
 
     jax.numpy.zeros(1).block_until_ready()
-    stages["jax imported"] = train.memory_gib()
+    stages["jax imported"] = memory.memory_gib()
     b, t = (int(x) for x in size.split("x"))
-    config = config_lib.make_config("paper", batch_size=b, seq_len=t, conv_chunks=chunks)
+    config = config_lib.make_config("paper", batch_size=b, seq_len=t, conv_chunks=conv_chunks,
+                                    imag_chunks=imag_chunks)
     spec = agent.EnvSpec((64, 64, 3), "uint8", 6)
     nets = agent.make_nets(config, spec)
     optimizers = train_state.make_optimizers(config)
@@ -44,26 +47,29 @@ def child(size: str, chunks: int, calls: int) -> dict:
     step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(config))
     batch = jax.device_put(bench.random_batch(spec, b, t))
     jax.block_until_ready((state, batch))
-    stages["state and batch on device"] = train.memory_gib()
+    stages["state and batch on device"] = memory.memory_gib()
     compiled = step.lower(state, batch).compile()
-    stages["update compiled"] = train.memory_gib()
+    stages["update compiled"] = memory.memory_gib()
+    memory.release_free_heap()  # As train.py does after each round of updates.
+    stages["free heap released"] = memory.memory_gib()
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
-    stages["first update"] = train.memory_gib()
+    stages["first update"] = memory.memory_gib()
     for _ in range(calls):
         state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
-    stages[f"{calls} more updates"] = train.memory_gib()
-    memory = compiled.memory_analysis()
-    xla = {name: getattr(memory, f"{name}_size_in_bytes") / 2**30
+    stages[f"{calls} more updates"] = memory.memory_gib()
+    analysis = compiled.memory_analysis()
+    xla = {name: getattr(analysis, f"{name}_size_in_bytes") / 2**30
            for name in ("temp", "argument", "output", "generated_code")}
-    return {"size": size, "conv_chunks": chunks, "stages": stages, "xla_gib": xla}
+    return {"size": size, "conv_chunks": conv_chunks, "imag_chunks": imag_chunks,
+            "stages": stages, "xla_gib": xla}
 
 
 def table(results: list[dict]) -> str:
     stages = list(results[0]["stages"])
     head = "| stage: RSS / peak RSS (GiB) | " + " | ".join(
-        f"conv_chunks {r['conv_chunks']}" for r in results) + " |"
+        f"conv_chunks {r['conv_chunks']}, imag_chunks {r['imag_chunks']}" for r in results) + " |"
     lines = [head, "|---" * (len(results) + 1) + "|"]
     for stage in stages:
         cells = [f"{r['stages'][stage]['rss_gib']:.2f} / {r['stages'][stage]['peak_rss_gib']:.2f}"
@@ -78,24 +84,27 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="50x50", help="BxT")
-    parser.add_argument("--chunks", default="1,4,10", help="--conv_chunks values, comma-separated")
+    parser.add_argument("--chunks", default="4:1,4:4,10:4",
+                        help="conv_chunks:imag_chunks pairs, comma-separated")
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
-    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.size, args.child, args.calls)))
+        conv_chunks, imag_chunks = (int(c) for c in args.child.split(":"))
+        print(json.dumps(child(args.size, conv_chunks, imag_chunks, args.calls)))
         return
     from bench import write_results  # Here, not at the top: a child's "start" has no jax yet.
 
     results = []
-    for chunks in (int(c) for c in args.chunks.split(",")):
+    for chunks in args.chunks.split(","):
         out = subprocess.run([sys.executable, __file__, "--size", args.size, "--calls",
                               str(args.calls), "--child", str(chunks)],
                              check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
         last_stage = list(results[-1]["stages"].values())[-1]
-        print(f"conv_chunks {chunks}: peak RSS {last_stage['peak_rss_gib']:.2f} GiB", flush=True)
+        print(f"conv_chunks:imag_chunks {chunks}: peak RSS {last_stage['peak_rss_gib']:.2f} GiB",
+              flush=True)
     record = {"date": datetime.date.today().isoformat(), "machine": platform.processor(),
               "config": f"paper sizes, pixels 64x64x3, action_dim 6, batch {args.size}, fp32",
               "results": results}

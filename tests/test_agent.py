@@ -98,26 +98,29 @@ def test_conv_chunks_shrink_the_world_model_gradients_temp_memory(make_tiny_conf
     assert temp[8] < 0.5 * temp[1], temp
 
 
-@pytest.mark.parametrize("rows,is_image,backend,want", [
-    (800, True, "cpu", 1),      # 16x50 fits one chunk
-    (1600, True, "cpu", 2),     # 32x50: two chunks of 800 images
-    (2500, True, "cpu", 4),     # 50x50: four of 625
-    (1031, True, "cpu", 1),     # prime: chunks of one image would be slower, not smaller
-    (2500, True, "gpu", 1),     # accelerators keep one batch
-    (2500, False, "cpu", 1),    # state vectors: small MLP working sets
+@pytest.mark.parametrize("rows,chunk_rows,backend,want", [
+    (800, 256, "cpu", 1),       # 16x50 stays in one piece
+    (1024, 256, "cpu", 1),
+    (1600, 256, "cpu", 8),      # 32x50 images: 8 chunks of 200
+    (2500, 256, "cpu", 10),     # 50x50 images: 10 of 250
+    (2500, 1024, "cpu", 4),     # 50x50 imagination starts: 4 of 625
+    (1031, 256, "cpu", 1),      # prime: chunks of one row would be slower, not smaller
+    (2500, 256, "gpu", 1),      # accelerators keep one batch
 ])
-def test_auto_chunks(rows, is_image, backend, want):
-    got = agent.auto_chunks(rows, is_image, backend)
+def test_auto_chunks(rows, chunk_rows, backend, want):
+    got = agent.auto_chunks(rows, chunk_rows, backend)
     assert got == want
-    assert rows % got == 0 and (got == 1 or rows // got <= agent.AUTO_CHUNK_ROWS)
+    assert rows % got == 0 and (got == 1 or rows // got <= chunk_rows)
 
 
-def test_default_conv_chunks_is_automatic_in_the_loss(make_tiny_config, env_specs,
-                                                       make_random_batch):
-    """The default (0) chunks a CPU batch of 16x100 images into auto_chunks(1600) = 2 slices:
-    the loss's jaxpr maps the encoder over 2 chunks (a scan of length 2)."""
+@pytest.mark.parametrize("obs,want_chunked", [("image", 2), ("state", 0)])
+def test_default_conv_chunks_is_automatic_in_the_loss(obs, want_chunked, make_tiny_config,
+                                                       env_specs, make_random_batch):
+    """The default (0) chunks a CPU batch of 16x100 images into auto_chunks(1600, 256) = 8
+    slices: the loss's jaxpr maps the encoder and the decoder over 8 chunks (scans of length 8).
+    State vectors stay in one piece."""
     assert make_tiny_config().conv_chunks == 0
-    spec = env_specs["image"]
+    spec = env_specs[obs]
     cfg = make_tiny_config(batch_size=16, seq_len=100, time_limit=200, action_repeat=1)
     nets = agent.make_nets(cfg, spec)
     params = agent.init_params(nets, jax.random.key(0))
@@ -126,5 +129,5 @@ def test_default_conv_chunks_is_automatic_in_the_loss(make_tiny_config, env_spec
         nets, w, batch, jax.random.key(1), free_nats=cfg.free_nats, kl_scale=cfg.kl_scale,
         pcont_scale=cfg.pcont_scale, discount=cfg.discount)[0])(params["world"]).jaxpr
     lengths = [int(e.params["length"]) for e in jaxpr.eqns if e.primitive.name == "scan"]
-    assert lengths.count(2) >= 2, lengths  # encoder, decoder + log-likelihood
+    assert lengths.count(8) == want_chunked, lengths  # encoder, decoder + log-likelihood
     assert 100 in lengths  # the RSSM's posterior scan over the sequence

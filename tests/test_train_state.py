@@ -257,3 +257,57 @@ def test_scan_unroll_changes_no_numbers(make_tiny_config, env_specs, make_random
         np.testing.assert_allclose(results[3][1][name], results[1][1][name], rtol=1e-5,
                                    atol=1e-6, err_msg=name)
     chex.assert_trees_all_close(results[3][0], results[1][0], rtol=1e-4, atol=1e-6)
+
+
+def test_imag_chunks_are_the_mean_of_one_piece_chunks(make_tiny_config, env_specs,
+                                                      make_random_params):
+    """imag_chunks=4: behavior losses, metrics and actor/value gradients are the mean of those
+    of 4 one-piece calls, chunk i on the i-th quarter of the starts with the i-th split key; the
+    chunked gradient needs less XLA temp memory than the one-piece one."""
+    spec = env_specs["state"]
+    cfg = make_tiny_config()
+    loss_cfg = train_state.LossConfig.from_config(cfg)
+    nets = agent.make_nets(cfg, spec)
+    params = make_random_params(agent.init_params, nets, jax.random.key(0))
+    n, chunks = 256, 4
+    rng = np.random.default_rng(0)
+    normal = lambda size: jax.numpy.asarray(rng.normal(size=(n, size)), jax.numpy.float32)  # noqa: E731
+    start = rssm.RSSMState(normal(cfg.deter_size), normal(cfg.stoch_size),
+                           normal(cfg.stoch_size), 0.5 + jax.numpy.abs(normal(cfg.stoch_size)))
+    key = jax.random.key(1)
+    grads = jax.jit(train_state.behavior_grads, static_argnums=(0, 1, 5))
+    got = jax.device_get(grads(nets, loss_cfg, params, start, key, chunks))
+    parts = [jax.device_get(grads(nets, loss_cfg, params,
+                                  jax.tree.map(lambda x: x[i * n // chunks:(i + 1) * n // chunks],
+                                               start), k, 1))
+             for i, k in enumerate(jax.random.split(key, chunks))]
+    want = jax.tree.map(lambda *xs: np.mean(np.stack(xs), 0), *parts)
+    chex.assert_trees_all_close(got, want, rtol=1e-4, atol=1e-6)
+    assert got[1]["actor_loss"] != parts[0][1]["actor_loss"]  # The chunks differ.
+
+    temp = {c: grads.lower(nets, loss_cfg, params, start, key, c).compile()
+            .memory_analysis().temp_size_in_bytes for c in (1, chunks)}
+    assert temp[chunks] < 0.6 * temp[1], temp
+
+
+def test_default_imag_chunks_is_automatic(make_tiny_config, env_specs, make_random_batch):
+    """imag_chunks=0 (default) on CPU: imagination from 16x100 = 1600 starts runs as a map over
+    auto_chunks(1600, 1024) = 2 chunks of 800 (a scan of length 2 around the horizon's scan),
+    which imag_chunks=1 does not have."""
+    spec = env_specs["state"]
+    lengths = {}
+    for imag_chunks in (0, 1):
+        cfg = make_tiny_config(batch_size=16, seq_len=100, time_limit=200, action_repeat=1,
+                               imag_chunks=imag_chunks)
+        nets = agent.make_nets(cfg, spec)
+        optimizers = train_state.make_optimizers(cfg)
+        state = jax.eval_shape(lambda k: train_state.init_train_state(nets, optimizers, k),
+                               jax.random.key(0))
+        step = train_state.make_train_step(nets, optimizers,
+                                           train_state.LossConfig.from_config(cfg))
+        batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len)
+        lengths[imag_chunks] = [n for n, _ in _scans(jax.make_jaxpr(step)(state, batch).jaxpr)]
+    assert make_tiny_config().imag_chunks == 0
+    assert agent.auto_chunks(1600, agent.IMAG_CHUNK_ROWS) == 2
+    assert 2 in lengths[0] and 2 not in lengths[1], lengths
+    assert cfg.horizon in lengths[0] and cfg.horizon in lengths[1], lengths
