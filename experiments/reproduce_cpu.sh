@@ -12,12 +12,16 @@ cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs}"
 case "${1:-state}" in
   state)
-    .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
-      --logdir "$RUNS/cpu_state_cartpole" --steps 100000 --eval_every 5000 --eval_episodes 5
-    .venv/bin/python -m dreamer_jax.plot "$RUNS/cpu_state_cartpole" \
+    # SEEDS="0 1" by default, one after another; to run them side by side, one per core, start
+    # SEEDS=0 taskset -c 0 ... and SEEDS=1 taskset -c 1 ..., then this again to plot.
+    for seed in ${SEEDS:-0 1}; do
+      .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup --seed "$seed" \
+        --logdir "$RUNS/cpu_state_cartpole_s$seed" --steps 100000 --eval_every 5000 --eval_episodes 5
+      cp "$RUNS/cpu_state_cartpole_s$seed/metrics.jsonl" "experiments/results/cpu_state_cartpole_s$seed.jsonl"
+    done
+    .venv/bin/python -m dreamer_jax.plot "$RUNS"/cpu_state_cartpole_s* \
       --out experiments/results/cpu_state_cartpole.png \
-      --title "cartpole_swingup from states, cpu preset (batch 8x50, action repeat 8), 2-core CPU"
-    cp "$RUNS/cpu_state_cartpole/metrics.jsonl" experiments/results/cpu_state_cartpole.jsonl ;;
+      --title "cartpole_swingup from states, cpu preset (batch 8x50, action repeat 8, discount .96), 2-core CPU" ;;
   pixels)
     .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
       --logdir "$RUNS/pixels_cartpole" --batch_size 16 --steps 100000 --eval_every 10000 \
@@ -31,14 +35,14 @@ case "${1:-state}" in
     # (planet, CEM reduced to 200 candidates / top 20 / 5 iterations to fit a CPU), cartpole
     # swing-up from states, cpu preset, 50k env steps each. The dreamer arm is the `state` run
     # (same preset and seed; made first if absent).
-    [ -f "$RUNS/cpu_state_cartpole/config.json" ] || bash "$0" state
+    [ -f "$RUNS/cpu_state_cartpole_s0/config.json" ] || SEEDS=0 bash "$0" state
     .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
       --behavior only_action --logdir "$RUNS/fig4_only_action" --steps 50000 --eval_every 5000 \
       --eval_episodes 5
     .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
       --behavior planet --plan_candidates 200 --plan_top_k 20 --plan_iterations 5 \
       --logdir "$RUNS/fig4_planet" --steps 50000 --eval_every 5000 --eval_episodes 5
-    .venv/bin/python -m dreamer_jax.plot "$RUNS/cpu_state_cartpole" "$RUNS"/fig4_* \
+    .venv/bin/python -m dreamer_jax.plot "$RUNS/cpu_state_cartpole_s0" "$RUNS"/fig4_* \
       --out experiments/results/fig4_cpu.png --table experiments/results/fig4_cpu.md \
       --title "Figure 4 at CPU scale: cartpole_swingup from states, cpu preset"
     for b in only_action planet; do cp "$RUNS/fig4_$b/metrics.jsonl" "experiments/results/fig4_$b.jsonl"; done ;;
