@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -49,6 +50,14 @@ def random_batch(spec: agent.EnvSpec, batch: int, length: int, seed: int = 0) ->
             "discount": np.ones((batch, length), np.float32)}
 
 
+def make_update(config: config_lib.Config, spec: agent.EnvSpec):
+    """(init(key) -> training state, the jitted update) of `config` for observations `spec`."""
+    nets = agent.make_nets(config, spec)
+    optimizers = train_state.make_optimizers(config)
+    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(config))
+    return functools.partial(train_state.init_train_state, nets, optimizers), step
+
+
 def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
     """FLOPs of one update by XLA's cost analysis of the program in one piece with the RSSM
     scans fully unrolled: the analysis counts a loop body once, not once per iteration (chunked
@@ -56,21 +65,16 @@ def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
     the count of the math itself, without the chunks' recomputed forward passes."""
     config = dataclasses.replace(config, conv_chunks=1, imag_chunks=1,
                                  scan_unroll=max(config.seq_len, config.horizon))
-    nets = agent.make_nets(config, spec)
-    optimizers = train_state.make_optimizers(config)
-    state = jax.eval_shape(lambda k: train_state.init_train_state(nets, optimizers, k),
-                           jax.random.PRNGKey(0))
-    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(config))
+    init, step = make_update(config, spec)
+    state = jax.eval_shape(init, jax.random.PRNGKey(0))
     cost = step.lower(state, random_batch(spec, config.batch_size, config.seq_len)).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get("flops", float("nan")))
 
 
 def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> dict:
-    nets = agent.make_nets(config, spec)
-    optimizers = train_state.make_optimizers(config)
-    state = train_state.init_train_state(nets, optimizers, jax.random.PRNGKey(0))
-    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(config))
+    init, step = make_update(config, spec)
+    state = init(jax.random.PRNGKey(0))
     batch = jax.device_put(random_batch(spec, config.batch_size, config.seq_len))
     start = time.perf_counter()
     compiled = step.lower(state, batch).compile()
@@ -86,7 +90,7 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
         times.append(time.perf_counter() - start)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     return {"update_s": statistics.median(times), "update_s_min": min(times),
-            "compile_s": compile_s, "flops": update_flops(config, spec), "xla_temp_gib": temp_gib}
+            "compile_s": compile_s, "xla_temp_gib": temp_gib}
 
 
 def call_times(fn, args: tuple, calls: int) -> list[float]:
@@ -203,6 +207,7 @@ def main() -> None:
         b, t = (int(x) for x in size.split("x"))
         config = config_lib.make_config("paper", batch_size=b, seq_len=t)
         r = bench_update(config, pixels, args.calls)
+        r["flops"] = update_flops(config, pixels)  # Once per size: the variants do the same math.
         print(f"pixels {size}: {r['update_s']:.3f} s/update, compile {r['compile_s']:.1f} s, "
               f"{r['flops'] / 1e9:.0f} GFLOP (XLA count)", flush=True)
         result[f"update_s_{size}"] = r["update_s"]
