@@ -37,9 +37,8 @@ def load_agent(logdir: str, *, load_replay: bool = True) -> LoadedAgent:
     spec_values = json.loads((path / "spec.json").read_text())
     spec = agent_lib.EnvSpec(tuple(spec_values["obs_shape"]), spec_values["obs_dtype"],
                              spec_values["action_dim"], spec_values["discrete"])
-    nets = agent_lib.make_nets(config, spec)
-    template = train_state.init_train_state(
-        nets, train_state.make_optimizers(config), jax.random.PRNGKey(0))
+    update = train_state.make_update(config, spec)
+    template = update.init(jax.random.PRNGKey(0))
     restored = checkpoint.load_latest(path, template)
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {path / 'checkpoints'}")
@@ -48,4 +47,4 @@ def load_agent(logdir: str, *, load_replay: bool = True) -> LoadedAgent:
                                config.replay_capacity // config.action_repeat)
     if load_replay:
         replay.load()
-    return LoadedAgent(config, nets, state.params, replay, meta)
+    return LoadedAgent(config, update.nets, state.params, replay, meta)

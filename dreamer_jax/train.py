@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import pathlib
 import sys
 import time
@@ -223,13 +222,9 @@ class Agent:
     def __init__(self, config: Config, spec, key):
         import jax
 
-        from dreamer_jax import agent, train_state
+        from dreamer_jax import train_state
 
         self.config = config
-        self.nets = agent.make_nets(config, spec)
-        self.optimizers = train_state.make_optimizers(config)
-        init_key, self.policy_key = jax.random.split(key)
-        self.state = train_state.init_train_state(self.nets, self.optimizers, init_key)
         # Data-parallel over all devices when there are several (batch split along B).
         devices = jax.devices()
         mesh = None
@@ -238,10 +233,13 @@ class Agent:
                 raise ConfigError(f"--batch_size={config.batch_size} must be a multiple of the "
                                   f"{len(devices)} devices it is split over")
             mesh = train_state.data_mesh(devices)
+        update = train_state.make_update(config, spec, mesh)
+        self.nets, self._jitted_step = update.nets, update.step
+        init_key, self.policy_key = jax.random.split(key)
+        self.state = update.init(init_key)
+        if mesh is not None:
             self.state = jax.device_put(self.state, jax.sharding.NamedSharding(
                 mesh, jax.sharding.PartitionSpec()))
-        self._jitted_step = train_state.make_train_step(
-            self.nets, self.optimizers, train_state.LossConfig.from_config(config), mesh)
         self._compiled_step = None
         # Host-to-device copy of a replay batch (in the prefetch thread), split over the mesh.
         split = None if mesh is None else jax.sharding.NamedSharding(

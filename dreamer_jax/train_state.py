@@ -6,6 +6,7 @@ Replay batches are [B, T, ...] (see `agent`); imagination starts from all B*T po
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import flax.struct
@@ -198,6 +199,25 @@ def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig,
     split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     return jax.jit(train_step, donate_argnums=0, in_shardings=(replicated, split),
                    out_shardings=(replicated, replicated))
+
+
+class Update(NamedTuple):
+    """Everything one configuration's training needs: its networks, optimizers,
+    `init(key) -> TrainState` and the jitted `step(state, batch) -> (state, metrics)`."""
+    nets: agent.Nets
+    optimizers: dict
+    init: Callable[[jax.Array], TrainState]
+    step: Callable[[TrainState, dict], tuple[TrainState, dict]]
+
+
+def make_update(config: Config, spec: agent.EnvSpec,
+                mesh: jax.sharding.Mesh | None = None) -> Update:
+    """The networks, optimizers, initializer and jitted update of `config` for observations
+    `spec` (the recipe of the training loop, the notebook API, the benchmarks and the tests)."""
+    nets = agent.make_nets(config, spec)
+    optimizers = make_optimizers(config)
+    return Update(nets, optimizers, functools.partial(init_train_state, nets, optimizers),
+                  make_train_step(nets, optimizers, LossConfig.from_config(config), mesh))
 
 
 def make_policy(nets: agent.Nets) -> Callable:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import functools
 import json
 import os
 import pathlib
@@ -50,14 +49,6 @@ def random_batch(spec: agent.EnvSpec, batch: int, length: int, seed: int = 0) ->
             "discount": np.ones((batch, length), np.float32)}
 
 
-def make_update(config: config_lib.Config, spec: agent.EnvSpec):
-    """(init(key) -> training state, the jitted update) of `config` for observations `spec`."""
-    nets = agent.make_nets(config, spec)
-    optimizers = train_state.make_optimizers(config)
-    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(config))
-    return functools.partial(train_state.init_train_state, nets, optimizers), step
-
-
 def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
     """FLOPs of one update by XLA's cost analysis of the program in one piece with the RSSM
     scans fully unrolled: the analysis counts a loop body once, not once per iteration (chunked
@@ -65,7 +56,8 @@ def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
     the count of the math itself, without the chunks' recomputed forward passes."""
     config = dataclasses.replace(config, conv_chunks=1, imag_chunks=1,
                                  scan_unroll=max(config.seq_len, config.horizon))
-    init, step = make_update(config, spec)
+    update = train_state.make_update(config, spec)
+    init, step = update.init, update.step
     state = jax.eval_shape(init, jax.random.PRNGKey(0))
     cost = step.lower(state, random_batch(spec, config.batch_size, config.seq_len)).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -73,7 +65,8 @@ def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
 
 
 def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> dict:
-    init, step = make_update(config, spec)
+    update = train_state.make_update(config, spec)
+    init, step = update.init, update.step
     state = init(jax.random.PRNGKey(0))
     batch = jax.device_put(random_batch(spec, config.batch_size, config.seq_len))
     start = time.perf_counter()

@@ -32,7 +32,7 @@ def child(size: str, conv_chunks: int, imag_chunks: int, calls: int) -> dict:
     stages = {"start": memory.memory_gib()}
     import jax
 
-    from dreamer_jax import agent, config as config_lib
+    from dreamer_jax import agent, config as config_lib, train_state
     import bench
 
     jax.numpy.zeros(1).block_until_ready()
@@ -41,7 +41,8 @@ def child(size: str, conv_chunks: int, imag_chunks: int, calls: int) -> dict:
     config = config_lib.make_config("paper", batch_size=b, seq_len=t, conv_chunks=conv_chunks,
                                     imag_chunks=imag_chunks)
     spec = agent.EnvSpec((64, 64, 3), "uint8", 6)
-    init, step = bench.make_update(config, spec)
+    update = train_state.make_update(config, spec)
+    init, step = update.init, update.step
     state = init(jax.random.PRNGKey(0))
     batch = jax.device_put(bench.random_batch(spec, b, t))
     jax.block_until_ready((state, batch))

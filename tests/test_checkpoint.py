@@ -8,13 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from dreamer_jax import agent, checkpoint, train_state
+from dreamer_jax import checkpoint, train_state
 
 
 def make_state(cfg, spec, seed=0):
-    nets = agent.make_nets(cfg, spec)
-    return train_state.init_train_state(nets, train_state.make_optimizers(cfg),
-                                        jax.random.PRNGKey(seed))  # Raw keys, as train.py.
+    return train_state.make_update(cfg, spec).init(jax.random.PRNGKey(seed))  # Raw keys, as train.py.
 
 
 @pytest.fixture()

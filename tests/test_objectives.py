@@ -139,15 +139,13 @@ VARIANTS = [
 def test_variant_update(kind, overrides, make_tiny_config, env_specs, make_random_batch):
     spec = env_specs[kind]
     cfg = make_tiny_config(**overrides)
-    nets = agent.make_nets(cfg, spec)
-    optimizers = train_state.make_optimizers(cfg)
-    state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
+    update = train_state.make_update(cfg, spec)
+    state = update.init(jax.random.key(0))
     world = state.params["world"]
     assert ("decoder" in world) == (cfg.objective == "reconstruction")
     assert ("state_model" in world) == (cfg.objective == "contrastive")
     before = jax.device_get(state.params)
-    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
-    state, metrics = step(state, make_random_batch(spec, cfg.batch_size, cfg.seq_len))
+    state, metrics = update.step(state, make_random_batch(spec, cfg.batch_size, cfg.seq_len))
     metrics = jax.device_get(metrics)
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert ("contrastive" in metrics) == (cfg.objective == "contrastive")
@@ -205,17 +203,15 @@ def test_planet_policy_and_update(make_tiny_config, env_specs, make_random_batch
     spec = env_specs["state"]
     cfg = make_tiny_config(behavior="planet", plan_horizon=3, plan_candidates=16, plan_top_k=4,
                            plan_iterations=2)
-    nets = agent.make_nets(cfg, spec)
-    optimizers = train_state.make_optimizers(cfg)
-    state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
+    update = train_state.make_update(cfg, spec)
+    state = update.init(jax.random.key(0))
     before = jax.device_get(state.params)
-    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
-    state, metrics = step(state, make_random_batch(spec, cfg.batch_size, cfg.seq_len))
+    state, metrics = update.step(state, make_random_batch(spec, cfg.batch_size, cfg.seq_len))
     assert "actor_loss" not in metrics and np.isfinite(float(metrics["model_loss"]))
     after = jax.device_get(state.params)
     chex.assert_trees_all_equal(after["actor"], before["actor"])  # Nothing but the world model.
-    policy = train_state.make_policy(nets)
-    carry = agent.initial_carry(nets, 2)
+    policy = train_state.make_policy(update.nets)
+    carry = agent.initial_carry(update.nets, 2)
     obs = np.zeros((2,) + spec.obs_shape, np.float32)
     carry, action = policy(state.params, carry, obs, jax.random.key(3), 0.0, False)
     chex.assert_shape(action, (2, spec.action_dim))

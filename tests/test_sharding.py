@@ -18,21 +18,18 @@ import json, sys
 import jax, numpy as np
 sys.path[:0] = [ROOT, ROOT + "/tests"]
 from conftest import ENV_SPECS, random_batch, tiny_config
-from dreamer_jax import agent, train_state
+from dreamer_jax import train_state
 
 assert len(jax.devices()) == 2, jax.devices()
 out = {}
 for kind in ("state",):  # Encoder, RSSM, heads, imagination (pixels only swap the convs in).
     spec = ENV_SPECS[kind]
     cfg = tiny_config()
-    nets = agent.make_nets(cfg, spec)
-    optimizers = train_state.make_optimizers(cfg)
-    loss_cfg = train_state.LossConfig.from_config(cfg)
     batches = [random_batch(spec, cfg.batch_size, cfg.seq_len, seed=i) for i in range(2)]
     results = {}
     for name, mesh in (("one", None), ("two", train_state.data_mesh())):
-        step = train_state.make_train_step(nets, optimizers, loss_cfg, mesh)
-        state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
+        update = train_state.make_update(cfg, spec, mesh)
+        step, state = update.step, update.init(jax.random.key(0))
         metrics = []
         for batch in batches:
             state, m = step(state, batch)

@@ -3,7 +3,6 @@ together) and the jitted policy, for image, state-vector and discrete-action env
 """
 from __future__ import annotations
 
-import functools
 
 import chex
 import jax
@@ -26,17 +25,14 @@ def trained(request, make_tiny_config, env_specs, make_random_batch):
     """
     spec = env_specs[request.param]
     cfg = make_tiny_config()
-    nets = agent.make_nets(cfg, spec)
-    optimizers = train_state.make_optimizers(cfg)
-    init = jax.jit(functools.partial(train_state.init_train_state, nets, optimizers))
-    state = init(jax.random.key(0))
+    update = train_state.make_update(cfg, spec)
+    state = jax.jit(update.init)(jax.random.key(0))
     initial = jax.device_get(state)
 
     original = train_state.compute_grads
     train_state.compute_grads = chex.assert_max_traces(original, n=1)
     try:
-        step = train_state.make_train_step(nets, optimizers,
-                                           train_state.LossConfig.from_config(cfg))
+        step = update.step  # compute_grads is looked up when the step is traced.
         history = []
         for i in range(NUM_STEPS):
             batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len, seed=i)
@@ -46,7 +42,7 @@ def trained(request, make_tiny_config, env_specs, make_random_batch):
     finally:
         train_state.compute_grads = original
         chex.clear_trace_counter()
-    return dict(spec=spec, cfg=cfg, nets=nets, step=step, initial=initial,
+    return dict(spec=spec, cfg=cfg, nets=update.nets, step=step, initial=initial,
                 state=jax.device_get(state), history=history)
 
 
@@ -184,10 +180,8 @@ def test_discrete_policy_explores_uniformly(make_tiny_config, env_specs, make_ra
 def test_nonfinite_update_is_skipped(field, make_tiny_config, env_specs, make_random_batch):
     spec = env_specs["state"]
     cfg = make_tiny_config()
-    nets = agent.make_nets(cfg, spec)
-    optimizers = train_state.make_optimizers(cfg)
-    step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
-    state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
+    update = train_state.make_update(cfg, spec)
+    step, state = update.step, update.init(jax.random.key(0))
     good = make_random_batch(spec, cfg.batch_size, cfg.seq_len, seed=1)
     bad = dict(good)
     bad[field] = good[field].copy()
@@ -214,10 +208,8 @@ def test_bfloat16_train_step_keeps_float32_state(make_tiny_config, env_specs, ma
     results = {}
     for dtype in ("float32", "bfloat16"):
         cfg = make_tiny_config(compute_dtype=dtype)
-        nets = agent.make_nets(cfg, spec)
-        optimizers = train_state.make_optimizers(cfg)
-        state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
-        step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
+        update = train_state.make_update(cfg, spec)
+        step, state = update.step, update.init(jax.random.key(0))
         state, metrics = step(state, make_random_batch(spec, cfg.batch_size, cfg.seq_len))
         results[dtype] = jax.device_get((state, metrics))
     state, metrics = results["bfloat16"]
@@ -244,10 +236,8 @@ def test_scan_unroll_changes_no_numbers(make_tiny_config, env_specs, make_random
     for unroll in (1, 3):
         cfg = make_tiny_config(scan_unroll=unroll)
         assert cfg.seq_len % 3 and cfg.horizon % 3  # A remainder of the unrolled loop is taken.
-        nets = agent.make_nets(cfg, spec)
-        optimizers = train_state.make_optimizers(cfg)
-        state = train_state.init_train_state(nets, optimizers, jax.random.key(0))
-        step = train_state.make_train_step(nets, optimizers, train_state.LossConfig.from_config(cfg))
+        update = train_state.make_update(cfg, spec)
+        step, state = update.step, update.init(jax.random.key(0))
         batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len)
         scans = _scans(jax.make_jaxpr(step)(state, batch).jaxpr)  # {(length, unroll), ...}
         assert {(cfg.seq_len, unroll), (cfg.horizon, unroll)} <= scans, scans
@@ -299,12 +289,8 @@ def test_default_imag_chunks_is_automatic(make_tiny_config, env_specs, make_rand
     for imag_chunks in (0, 1):
         cfg = make_tiny_config(batch_size=16, seq_len=100, time_limit=200, action_repeat=1,
                                imag_chunks=imag_chunks)
-        nets = agent.make_nets(cfg, spec)
-        optimizers = train_state.make_optimizers(cfg)
-        state = jax.eval_shape(lambda k: train_state.init_train_state(nets, optimizers, k),
-                               jax.random.key(0))
-        step = train_state.make_train_step(nets, optimizers,
-                                           train_state.LossConfig.from_config(cfg))
+        update = train_state.make_update(cfg, spec)
+        step, state = update.step, jax.eval_shape(update.init, jax.random.key(0))
         batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len)
         lengths[imag_chunks] = [n for n, _ in _scans(jax.make_jaxpr(step)(state, batch).jaxpr)]
     assert make_tiny_config().imag_chunks == 0
