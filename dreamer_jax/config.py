@@ -25,7 +25,8 @@ class Config:
     seed: int = 0
     """Seed of the PRNG key and of the environments."""
     obs: str = "pixels"
-    """'pixels' (64x64x3 uint8 images, the paper) or 'state' (proprioceptive vector, fast CPU runs)."""
+    """'pixels' (64x64x3 uint8 images, the paper) or 'state' (proprioceptive vector, fast CPU runs;
+    on Atari the bits of the 128-byte console RAM, not a paper setting)."""
 
     # --- Environment interaction (Appendix A) -------------------------------------------
     action_repeat: int = 2

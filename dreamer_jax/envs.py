@@ -217,9 +217,7 @@ def make_env(config: Any, *, seed: int):
     """The environment of `config.task`: DMCEnv, gym_envs.AtariEnv or gym_envs.GymEnv."""
     if config.task.startswith("atari_"):
         from dreamer_jax import gym_envs
-        if config.obs != "pixels":
-            raise EnvError(f"--task={config.task} has image observations only; use --obs pixels")
-        return gym_envs.AtariEnv(gym_envs.check_atari_name(config.task),
+        return gym_envs.AtariEnv(gym_envs.check_atari_name(config.task), obs=config.obs,
                                  action_repeat=config.action_repeat,
                                  time_limit=config.time_limit, seed=seed)
     if config.task.startswith("gym:"):

@@ -6,7 +6,12 @@ Task names:
                  the full action set of 18, no life-loss termination unless asked; the pixel-wise
                  maximum of the last two frames of each repeated action, resized (area average)
                  to 64x64x3; episodes end at game over or after the time limit (108,000 frames,
-                 the usual 30 minutes of play).
+                 the usual 30 minutes of play). --obs state observes the console's 128-byte
+                 RAM instead, as its 1024 bits in {-0.5, 0.5}: not the paper's setting, a cheap
+                 one for CPU-scale runs. Bits, not bytes scaled to [-0.5, 0.5]: under the
+                 unit-variance Gaussian observation model a change of a byte by 1 (a score, a
+                 position) would cost 1e-5 nats and teach the representation nothing; a
+                 flipped bit costs 0.5.
   gym:<id>       any registered gymnasium id, e.g. gym:Pendulum-v1. Observations: a 1-D Box as
                  a state vector (--obs state) or an image Box (HxWx3 uint8) / rendered frames
                  resized to 64x64 (--obs pixels). Actions: a 1-D Box with finite bounds
@@ -118,24 +123,36 @@ class _Base:
 class AtariEnv(_Base):
     """reset() -> obs; step(one-hot action) -> (obs, reward, done, discount)."""
 
-    def __init__(self, game: str, *, action_repeat: int = 4, time_limit: int = 108_000,
-                 seed: int = 0, size: tuple[int, int] = (64, 64), sticky: float = 0.25,
-                 life_done: bool = False):
+    def __init__(self, game: str, *, obs: str = "pixels", action_repeat: int = 4,
+                 time_limit: int = 108_000, seed: int = 0, size: tuple[int, int] = (64, 64),
+                 sticky: float = 0.25, life_done: bool = False):
         from ale_py.env import AtariEnv as ALE
 
-        self._env = ALE(game=game, obs_type="rgb", frameskip=1, repeat_action_probability=sticky,
-                        full_action_space=True, max_num_frames_per_episode=time_limit)
+        self._ram = obs == "state"
+        self._env = ALE(game=game, obs_type="ram" if self._ram else "rgb", frameskip=1,
+                        repeat_action_probability=sticky, full_action_space=True,
+                        max_num_frames_per_episode=time_limit)
         self._repeat, self._limit, self._size = action_repeat, time_limit, size
         self._life_done, self._seed, self._steps = life_done, seed, 0
         self._first_reset = True
-        self.spec = EnvSpec(size + (3,), "uint8", int(self._env.action_space.n), discrete=True)
+        actions = int(self._env.action_space.n)
+        self.spec = (EnvSpec((1024,), "float32", actions, discrete=True) if self._ram
+                     else EnvSpec(size + (3,), "uint8", actions, discrete=True))
+
+    def _observe(self, frames: list[np.ndarray]) -> np.ndarray:
+        """The RAM's bits after the last frame, or the pixel-wise max of the last two frames,
+        resized."""
+        if self._ram:
+            return np.unpackbits(frames[-1]).astype(np.float32) - 0.5
+        frame = np.maximum(frames[0], frames[-1]) if len(frames) > 1 else frames[-1]
+        return area_resize(frame, self._size)
 
     def reset(self) -> np.ndarray:
         seed = self._seed if self._first_reset else None
         self._first_reset = False
         frame, info = self._env.reset(seed=seed)
         self._lives, self._steps = info.get("lives", 0), 0
-        return area_resize(frame, self._size)
+        return self._observe([frame])
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, float]:
         index = _one_hot_index(action, self.spec.action_dim)
@@ -153,8 +170,7 @@ class AtariEnv(_Base):
                 done = True
             if done:
                 break
-        frame = np.maximum(frames[0], frames[-1]) if len(frames) > 1 else frames[-1]
-        return area_resize(frame, self._size), reward, done, discount
+        return self._observe(frames), reward, done, discount
 
 
 

@@ -153,8 +153,9 @@ def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm
 def value_loss(nets: Nets, value_params, feat: jax.Array, returns: jax.Array,
                weights: jax.Array) -> jax.Array:
     """eq. 8: regress v(s_tau) onto V_lambda(s_tau); features and targets carry no gradient."""
-    feat = jax.lax.stop_gradient(feat[:-1])
+    # v of all H+1 states, as the actor's objective computed them (the same forward pass, which
+    # XLA computes once), then the first H.
+    pred = nets.value.apply(value_params, jax.lax.stop_gradient(feat))[:-1]
     target = jax.lax.stop_gradient(returns)
-    pred = nets.value.apply(value_params, feat)
     chex.assert_equal_shape([pred, target])
     return jnp.mean(weights * 0.5 * jnp.square(pred - target))

@@ -11,6 +11,12 @@ step as the training loop takes it (observation in, numpy action out) for:
   lax_device_split   XLA's convolutions and the key split inside the jitted step
                      (`train_state.make_acting_policy`, what `train.Agent.act` runs now)
 Writes experiments/results/policy_step_<backend>.json and .md.
+
+    .venv/bin/python experiments/bench_policy.py --cold [--calls 300]
+
+times `lax_device_split` after what precedes it in a collection loop instead: the same call
+(warm), writing a 32 MB numpy array, or a walker_walk env step with its MuJoCo render; writes
+policy_step_cold_<backend>.json and .md.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import os
 import pathlib
 import statistics
 import sys
+import time
 
 import jax
 import numpy as np
@@ -49,12 +56,68 @@ def device_split(nets, params, obs, calls):
     return call_times(step, (), calls)
 
 
+def cold_start(calls: int) -> dict:
+    """Median ms of the acting policy step (one frame) after each kind of work in between."""
+    from dreamer_jax import envs
+
+    config = config_lib.make_config("paper", task="dmc_walker_walk")
+    env = envs.make_env(config, seed=0)
+    nets = agent.make_nets(config, env.spec)
+    params = agent.init_params(nets, jax.random.PRNGKey(0))
+    act = train_state.make_acting_policy(nets)
+    carry, key = agent.initial_carry(nets, 1), jax.random.PRNGKey(0)
+    obs, scratch = env.reset(), np.zeros(8 * 2**20, np.float32)
+    step = lambda: np.asarray(act(params, carry, obs[None], key, 0.3, True)[1])  # noqa: E731
+
+    def render():
+        nonlocal obs
+        obs = env.step(np.zeros(env.spec.action_dim, np.float32))[0]
+
+    def write():
+        scratch[:] += 1.0
+
+    rows = {}
+    for name, between in (("warm", lambda: None), ("after_32mb_numpy_write", write),
+                          ("after_env_step_with_render", render)):
+        step()
+        times = []
+        for _ in range(calls):
+            between()
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        rows[name] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
+        print(f"{name}: {rows[name]['median_ms']:.3f} ms median", flush=True)
+    env.close()
+    return rows
+
+
+def report_cold(rows: dict, calls: int, out: pathlib.Path) -> None:
+    """`cold_start`'s rows as policy_step_cold_<backend>.json and .md under `out`."""
+    result = {"date": datetime.date.today().isoformat(), "backend": jax.default_backend(),
+              "cpu_count": os.cpu_count(), "jax": jax.__version__, "calls": calls, "rows": rows}
+    lines = [f"# Policy step after other work ({result['date']}, {result['backend']}, "
+             f"{result['cpu_count']} CPUs, jax {result['jax']})", "",
+             "Paper networks, one walker_walk frame, `train_state.make_acting_policy`, "
+             f"{calls} calls, each right after what the row names.", "",
+             "| the call follows | median ms | min ms |", "|---|---|---|"]
+    lines += [f"| {k} | {v['median_ms']:.3f} | {v['min_ms']:.3f} |" for k, v in rows.items()]
+    write_results(out / f"policy_step_cold_{jax.default_backend()}", result,
+                  "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=1)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
+    parser.add_argument("--cold", action="store_true",
+                        help="time the acting step after other work instead (see the docstring)")
     args = parser.parse_args()
+    if args.cold:
+        report_cold(cold_start(args.calls), args.calls, pathlib.Path(args.out))
+        return
     spec = agent.EnvSpec((64, 64, 3), "uint8", 6)
     obs = np.random.default_rng(0).integers(0, 256, (args.envs, 64, 64, 3), dtype=np.uint8)
     rows = {}

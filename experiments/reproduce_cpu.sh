@@ -6,6 +6,7 @@
 #   bash experiments/reproduce_cpu.sh fig4     # dreamer vs only_action vs planet (states)
 #   bash experiments/reproduce_cpu.sh fig8     # reconstruction vs contrastive vs reward (pixels)
 #   bash experiments/reproduce_cpu.sh atari    # discrete actions on Boxing (pixels)
+#   bash experiments/reproduce_cpu.sh atari_ram # discrete actions on Boxing from its RAM
 #   bash experiments/reproduce_cpu.sh discrete # discrete actions on gymnasium CartPole-v1 (states)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,17 @@ case "${1:-state}" in
       --out "experiments/results/atari_boxing${suffix}_cpu.png" \
       --title "Boxing, atari preset, batch 8x50, conv depth 16, $ts updates per episode, 2-core CPU"
     cp "$RUNS/atari_boxing$suffix/metrics.jsonl" "experiments/results/atari_boxing${suffix}_cpu.jsonl" ;;
+  atari_ram)
+    # The same Appendix C agent on Boxing, observing the bits of its 128-byte RAM (--obs state:
+    # an MLP encoder/decoder instead of the conv nets; not the paper's pixels), batch 16x50,
+    # 300 updates per ~7,100-frame episode, 400k frames; resumable (multi-session).
+    .venv/bin/python -m dreamer_jax.train --preset atari --task atari_boxing --obs state \
+      --batch_size 16 --train_steps 300 --steps "${STEPS:-400000}" --eval_every 20000 \
+      --eval_episodes 3 --checkpoint_every 20000 --logdir "$RUNS/atari_boxing_ram"
+    .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_boxing_ram" \
+      --out experiments/results/atari_boxing_ram_cpu.png \
+      --title "Boxing from the 128-byte RAM (not pixels), atari preset, batch 16x50, 300 updates per episode"
+    cp "$RUNS/atari_boxing_ram/metrics.jsonl" experiments/results/atari_boxing_ram_cpu.jsonl ;;
   discrete)
     # The discrete-action machinery of Appendix C (one-hot straight-through actions,
     # epsilon-greedy 0.4, predicted discount, tanh rewards, horizon 10, beta 0.1: the atari
@@ -90,5 +102,5 @@ case "${1:-state}" in
       --out experiments/results/gym_cartpole_discrete.png \
       --title "CartPole-v1 (gymnasium) from states, discrete actions, atari preset, 2-core CPU"
     cp "$RUNS/gym_cartpole_discrete/metrics.jsonl" experiments/results/gym_cartpole_discrete.jsonl ;;
-  *) echo "usage: $0 state|pixels|fig4|fig8|atari|discrete" >&2; exit 2 ;;
+  *) echo "usage: $0 state|pixels|fig4|fig8|atari|atari_ram|discrete" >&2; exit 2 ;;
 esac

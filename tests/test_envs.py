@@ -95,6 +95,33 @@ def test_atari_env_protocol():
         env.step(np.zeros(3))
 
 
+def test_atari_env_ram_observations():
+    """--obs state on Atari: the bits of the 128-byte console RAM after the last repeated frame,
+    as -0.5 / 0.5, most significant bit of each byte first; same game, actions and protocol as
+    from pixels."""
+    from dreamer_jax import gym_envs
+
+    def bits(ram):  # Independent of np.unpackbits: bit 7 - j of byte i at 8 * i + j.
+        return np.array([(int(b) >> (7 - j)) & 1 for b in ram for j in range(8)]) - 0.5
+
+    env = gym_envs.AtariEnv("pong", obs="state", action_repeat=4, time_limit=400, seed=0)
+    assert env.spec.obs_shape == (1024,) and env.spec.obs_dtype == "float32"
+    assert env.spec.discrete and env.spec.action_dim == 18
+    first = env.reset()
+    np.testing.assert_array_equal(first, bits(env._env.ale.getRAM()))
+    rng = np.random.default_rng(0)
+    steps, done, seen = 0, False, [first]
+    while not done:
+        obs, reward, done, discount = env.step(env.random_action(rng))
+        np.testing.assert_array_equal(obs, bits(env._env.ale.getRAM()))
+        seen.append(obs)
+        steps += 1
+    assert steps == 100 and discount == 1.0
+    seen = np.stack(seen)
+    assert seen.dtype == np.float32 and set(np.unique(seen)) == {-0.5, 0.5}
+    assert np.any(seen.std(0) > 0)  # The game moves.
+
+
 def test_gym_env_vector_box_and_discrete():
     from dreamer_jax import gym_envs
 

@@ -125,8 +125,6 @@ def test_notebook_example_runs_imagine(pixel_run, tmp_path):
     (["--task", "dmc_walker_fly"], "--task='dmc_walker_fly' is unknown"),
     (["--task", "atari_pongg"], "--task='atari_pongg' is unknown"),
     (["--task", "gym:NoSuchEnv-v0"], "'NoSuchEnv-v0' is not a registered gymnasium id"),
-    (["--task", "atari_pong", "--obs", "state", "--logdir", "/tmp/dreamer_jax_tests/atari_state"],
-     "has image observations only"),
     (["--objective", "pixels"], "--objective='pixels' is not allowed"),
     (["--behavior", "planning"], "--behavior='planning' is not allowed"),
     (["--behavior", "planet", "--plan_top_k", "2000"], "--plan_top_k=2000 must be <="),
