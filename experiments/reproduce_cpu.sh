@@ -86,7 +86,7 @@ case "${1:-state}" in
       --eval_episodes 3 --checkpoint_every 20000 --logdir "$RUNS/atari_boxing_ram"
     .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_boxing_ram" \
       --out experiments/results/atari_boxing_ram_cpu.png \
-      --title "Boxing from the 128-byte RAM (not pixels), atari preset, batch 16x50, 300 updates per episode"
+      --title "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode"
     cp "$RUNS/atari_boxing_ram/metrics.jsonl" experiments/results/atari_boxing_ram_cpu.jsonl ;;
   discrete)
     # The discrete-action machinery of Appendix C (one-hot straight-through actions,
