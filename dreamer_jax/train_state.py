@@ -202,21 +202,20 @@ def make_train_step(nets: agent.Nets, optimizers, loss_cfg: LossConfig,
 
 
 class Update(NamedTuple):
-    """Everything one configuration's training needs: its networks, optimizers,
-    `init(key) -> TrainState` and the jitted `step(state, batch) -> (state, metrics)`."""
+    """Everything one configuration's training needs: its networks, `init(key) -> TrainState`
+    and the jitted `step(state, batch) -> (state, metrics)` (both hold the optimizers)."""
     nets: agent.Nets
-    optimizers: dict
     init: Callable[[jax.Array], TrainState]
     step: Callable[[TrainState, dict], tuple[TrainState, dict]]
 
 
 def make_update(config: Config, spec: agent.EnvSpec,
                 mesh: jax.sharding.Mesh | None = None) -> Update:
-    """The networks, optimizers, initializer and jitted update of `config` for observations
-    `spec` (the recipe of the training loop, the notebook API, the benchmarks and the tests)."""
+    """The networks, initializer and jitted update of `config` for observations `spec` (the
+    recipe of the training loop, the notebook API, the benchmarks and the tests)."""
     nets = agent.make_nets(config, spec)
     optimizers = make_optimizers(config)
-    return Update(nets, optimizers, functools.partial(init_train_state, nets, optimizers),
+    return Update(nets, functools.partial(init_train_state, nets, optimizers),
                   make_train_step(nets, optimizers, LossConfig.from_config(config), mesh))
 
 

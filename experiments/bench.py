@@ -57,20 +57,19 @@ def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
     config = dataclasses.replace(config, conv_chunks=1, imag_chunks=1,
                                  scan_unroll=max(config.seq_len, config.horizon))
     update = train_state.make_update(config, spec)
-    init, step = update.init, update.step
-    state = jax.eval_shape(init, jax.random.PRNGKey(0))
-    cost = step.lower(state, random_batch(spec, config.batch_size, config.seq_len)).cost_analysis()
+    state = jax.eval_shape(update.init, jax.random.PRNGKey(0))
+    batch = random_batch(spec, config.batch_size, config.seq_len)
+    cost = update.step.lower(state, batch).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get("flops", float("nan")))
 
 
 def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> dict:
     update = train_state.make_update(config, spec)
-    init, step = update.init, update.step
-    state = init(jax.random.PRNGKey(0))
+    state = update.init(jax.random.PRNGKey(0))
     batch = jax.device_put(random_batch(spec, config.batch_size, config.seq_len))
     start = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
+    compiled = update.step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
     temp_gib = compiled.memory_analysis().temp_size_in_bytes / 2**30
     state, metrics = compiled(state, batch)  # Warm-up.

@@ -88,10 +88,10 @@ def profile(size: str, calls: int) -> dict:
         if event["name"].startswith(SKIP):
             continue
         ms = event["dur"] / 1e3 / calls
-        by_group[group(names.get(event["name"], ""))] += ms
+        layer = group(names.get(event["name"], ""))
+        by_group[layer] += ms
         matmul = event["name"].startswith(("dot", "ynn_fusion"))
-        part = group(names.get(event["name"], "")).split("/")[0].split(" ")[0]
-        by_kind[f"{part} {'matmul' if matmul else 'other ops'}"] += ms
+        by_kind[f"{layer.split('/')[0].split(' ')[0]} {'matmul' if matmul else 'other ops'}"] += ms
     return {"size": size, "wall_s_per_update": statistics.median(walls),
             "op_ms_total": sum(by_group.values()), "by_layer_ms": dict(by_group.most_common()),
             "by_kind_ms": dict(by_kind.most_common())}

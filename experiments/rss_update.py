@@ -42,12 +42,11 @@ def child(size: str, conv_chunks: int, imag_chunks: int, calls: int) -> dict:
                                     imag_chunks=imag_chunks)
     spec = agent.EnvSpec((64, 64, 3), "uint8", 6)
     update = train_state.make_update(config, spec)
-    init, step = update.init, update.step
-    state = init(jax.random.PRNGKey(0))
+    state = update.init(jax.random.PRNGKey(0))
     batch = jax.device_put(bench.random_batch(spec, b, t))
     jax.block_until_ready((state, batch))
     stages["state and batch on device"] = memory.memory_gib()
-    compiled = step.lower(state, batch).compile()
+    compiled = update.step.lower(state, batch).compile()
     stages["update compiled"] = memory.memory_gib()
     memory.release_free_heap()  # As train.py does after each round of updates.
     stages["free heap released"] = memory.memory_gib()

@@ -3,7 +3,6 @@ together) and the jitted policy, for image, state-vector and discrete-action env
 """
 from __future__ import annotations
 
-
 import chex
 import jax
 import numpy as np
