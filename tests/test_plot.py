@@ -11,7 +11,7 @@ from dreamer_jax import config as config_lib, plot, published
 def fake_run(root, name, evals, **overrides):
     logdir = root / name
     logdir.mkdir()
-    cfg = config_lib.make_config("cpu", task="dmc_cartpole_swingup", **overrides)
+    cfg = config_lib.make_config("cpu", **{"task": "dmc_cartpole_swingup", **overrides})
     (logdir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg)))
     rows = [{"step": s, "train_return": v - 10} for s, v in evals]
     rows += [{"step": s, "eval_return": v} for s, v in evals]
@@ -46,3 +46,15 @@ def test_published_data_is_complete():
     assert abs(np.mean(planet) - published.TABLE_G_AVERAGE["PlaNet"]) < 0.01
     assert published.dmc_key("dmc_cup_catch") == "ball_in_cup_catch"
     assert published.dmc_key("atari_pong") is None
+
+
+def test_table_averages_tasks_like_table_g(tmp_path):
+    a = fake_run(tmp_path, "a", [(1000, 100)], task="dmc_walker_walk")
+    b = fake_run(tmp_path, "b", [(1000, 400)], task="dmc_cheetah_run")
+    last = plot.score_table([a, b]).splitlines()[-1]
+    paper = [published.TABLE_G[t] for t in ("walker_walk", "cheetah_run")]
+    dreamer = np.mean([p["Dreamer"] for p in paper])
+    planet = np.mean([p["PlaNet"] for p in paper])
+    assert last == (f"| mean of the 2 runs above with paper scores | | | 250 | {dreamer:.0f} | "
+                    f"{planet:.0f} | | |")
+    assert "mean of" not in plot.score_table([a])  # One task: no average row.
