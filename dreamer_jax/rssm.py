@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dreamer_jax.nets import Dense
+from dreamer_jax.nets import GLOROT, Dense
 
 
 class RSSMState(NamedTuple):
@@ -46,7 +46,8 @@ class RSSMCore(nn.Module):
 
     def setup(self):
         self.img_in = Dense(self.hidden_size)
-        self.gru = nn.GRUCell(self.deter_size)
+        # Keras' GRUCell (the paper's code): Glorot-uniform input kernels, orthogonal recurrent ones.
+        self.gru = nn.GRUCell(self.deter_size, kernel_init=GLOROT)
         self.img_out = Dense(self.hidden_size)
         self.img_stats = Dense(2 * self.stoch_size)
         self.obs_out = Dense(self.hidden_size)
