@@ -96,9 +96,10 @@ def call_times(fn, args: tuple, calls: int) -> list[float]:
     return times
 
 
-def matmul_peak(n: int = 2048, calls: int = 10) -> float:
-    """float32 FLOP/s of an n x n matmul (this machine's practical peak, measured now)."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+def matmul_peak(n: int = 2048, calls: int = 10, dtype=jax.numpy.float32) -> float:
+    """FLOP/s of an n x n matmul at JAX's default precision (this machine's practical peak,
+    measured now; on NVIDIA GPUs the default lets float32 matmuls use TF32)."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
     return 2 * n**3 / min(call_times(jax.jit(lambda x, y: x @ y), (a, a), calls))
 
 
@@ -214,8 +215,13 @@ def main() -> None:
                   f"{r['compile_s']:.1f} s, XLA temp {r['xla_temp_gib']:.2f} GiB", flush=True)
             for key in ("update_s", "compile_s", "xla_temp_gib"):
                 result[f"{key}_{size}_{suffix}"] = r[key]
+        if backend != "cpu":  # What a lease cut short still leaves behind.
+            save(result, args.out)
     result["compile_s"] = max(result[f"compile_s_{size}"] for size in args.sizes.split(","))
-    result["matmul_peak_flops"] = matmul_peak()
+    big = 2048 if backend == "cpu" else 8192  # An accelerator needs a larger product to saturate.
+    result["matmul_peak_flops"] = matmul_peak(big)
+    if backend != "cpu":
+        result["matmul_peak_flops_bf16"] = matmul_peak(big, dtype=jax.numpy.bfloat16)
     for size in args.sizes.split(","):
         if f"flops_per_update_{size}" in result:
             result[f"flop_utilization_{size}"] = (result[f"flops_per_update_{size}"]
@@ -250,12 +256,16 @@ def main() -> None:
         for size in args.sizes.split(","):
             result[f"speedup_vs_sheeprl_{size}"] = (result[f"sheeprl_update_s_{size}"]
                                                     / result[f"update_s_{size}"])
+    save(result, args.out)
+    print(json.dumps(result, indent=1))
+
+
+def save(result: dict, out: str) -> None:
     rows = [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
             for k, v in result.items()]
-    write_results(pathlib.Path(args.out) / f"bench_{backend}", result,
-                  f"# Update benchmark ({backend}, {result['date']})\n\n| key | value |\n|---|---|\n"
-                  + "\n".join(rows) + "\n")
-    print(json.dumps(result, indent=1))
+    write_results(pathlib.Path(out) / f"bench_{result['backend']}", result,
+                  f"# Update benchmark ({result['backend']}, {result['date']})\n\n| key | value |\n"
+                  "|---|---|\n" + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":
