@@ -175,8 +175,16 @@ class Logger:
         self._tty = sys.stderr.isatty()
         self._start_time, self._start_steps = time.time(), None
         self._last_print = 0.0
-        self.last_return = float("nan")
-        self.last_eval = float("nan")
+        self.last_return, self.last_eval = self._last_returns()
+
+    def _last_returns(self) -> tuple[float, float]:
+        """The last training and evaluation returns already logged (a resumed run shows them)."""
+        last = {"train_return": float("nan"), "eval_return": float("nan")}
+        if self._path.exists():
+            for line in self._path.read_text().splitlines():
+                record = json.loads(line)
+                last.update({k: record[k] for k in last if k in record})
+        return last["train_return"], last["eval_return"]
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": int(step), "time": round(time.time(), 3)}

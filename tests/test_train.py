@@ -287,3 +287,17 @@ def test_atari_discrete_smoke(tmp_path):
         assert ep["obs"].shape == (101, 64, 64, 3) and ep["action"].shape == (101, 18)
         assert np.all(ep["action"][1:].sum(-1) == 1)  # One-hot actions.
     assert list((logdir / "videos").glob("*.gif"))
+
+
+def test_logger_shows_the_last_logged_returns_after_a_resume(tmp_path):
+    from dreamer_jax import train
+
+    logger = train.Logger(tmp_path, 1000, progress=False)
+    assert np.isnan(logger.last_return) and np.isnan(logger.last_eval)
+    logger.write(100, {"train_return": 5.0})
+    logger.write(200, {"eval_return": 7.5, "model_loss": 1.0})
+    logger.write(300, {"train_return": 6.0})
+    logger.close()
+    resumed = train.Logger(tmp_path, 1000, progress=False)
+    assert (resumed.last_return, resumed.last_eval) == (6.0, 7.5)
+    resumed.close()
