@@ -284,6 +284,9 @@ def validate(config: Config) -> Config:
         if chunks and (config.batch_size * config.seq_len) % chunks:
             raise ConfigError(f"--{name}={chunks} must divide batch_size * seq_len = "
                               f"{config.batch_size * config.seq_len}")
+    if config.seq_len < 2:
+        raise ConfigError(f"--seq_len={config.seq_len} must be >= 2: the transition model learns "
+                          "from consecutive steps of a sequence (the paper: 50)")
     if config.seq_len > config.episode_agent_steps + 1:
         raise ConfigError(
             f"--seq_len={config.seq_len} is longer than an episode "

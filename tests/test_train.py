@@ -150,6 +150,7 @@ def test_notebook_example_runs_imagine(pixel_run, tmp_path):
     (["--steps", "ten"], "invalid int value: 'ten'"),
     (["--no_such_flag", "1"], "unrecognized arguments: --no_such_flag"),
     (["--seq_len", "5000"], "--seq_len=5000 is longer than an episode"),
+    (["--seq_len", "1"], "--seq_len=1 must be >= 2"),
     (["--logdir", "/proc/forbidden/run"], "is not writable"),
 ])
 def test_bad_input_one_line_exit_2(args, expect, capsys):
