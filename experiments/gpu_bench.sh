@@ -19,7 +19,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   prepare)
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    py=python3; [ -x .venv/bin/python ] && py=.venv/bin/python  # scripts/setup.sh's venv has pip
+    "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 --platform any -d .whl \
       distrax==0.1.9 tfp-nightly==0.26.0.dev20261027 dm-tree==0.1.10 decorator==5.3.1 gast==0.7.0
