@@ -7,7 +7,7 @@
     python experiments/reproduce_gpu.py atari --tasks boxing,pong --steps 10000000   # Figure 9
 
 Every run is `python -m dreamer_jax.train --preset paper ...` (`--preset atari` for Atari) in its
-own logdir under --runs; its output goes to <runs>/logs/<run>.log. Running the same command again
+own logdir under --runs; its output (a progress line a minute) goes to <runs>/logs/<run>.log. Running the same command again
 resumes every run (a finished one exits at once), so the script can be killed at any time. Runs
 are spread over the visible GPUs, --per_gpu at a time on each (more than one shares a GPU's
 memory: XLA_PYTHON_CLIENT_PREALLOCATE=false). When all runs have ended, one learning-curve PNG and
@@ -48,8 +48,7 @@ class Run:
     args: tuple[str, ...]  # flags of dreamer_jax.train after --preset
 
     def command(self, runs: pathlib.Path, python: str) -> list[str]:
-        return [python, "-m", "dreamer_jax.train", *self.args, "--logdir", str(runs / self.name),
-                "--progress", "false"]
+        return [python, "-m", "dreamer_jax.train", *self.args, "--logdir", str(runs / self.name)]
 
 
 def _split(text: str) -> list[str]:
