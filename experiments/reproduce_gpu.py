@@ -11,9 +11,10 @@ own logdir under --runs; its output (a progress line a minute) goes to <runs>/lo
 Running the same command again resumes every run (a finished one exits at once), so the script
 can be killed at any time. Runs are spread over the visible GPUs, --per_gpu at a time on each
 (more than one shares a GPU's memory: XLA_PYTHON_CLIENT_PREALLOCATE=false). When all runs have
-ended, one learning-curve PNG and one score table per task go to <runs>/plots/ (`dreamer_jax.plot`, the paper's numbers drawn in).
-`--dry_run` prints the commands, the number of env steps and the GPU-hours at the paper's rate
-(3 h per 1e6 env steps on one V100, Section 6) and starts nothing.
+ended, one learning-curve PNG and one score table per task go to <runs>/plots/
+(`dreamer_jax.plot`, the paper's numbers drawn in). `--dry_run` prints the commands, the number
+of env steps and the GPU-hours at the paper's rate (3 h per 1e6 env steps on one V100, Section 6)
+and starts nothing.
 
 The step counts of Figures 4 and 9 and the horizons on Figure 4's axis are not in the paper's
 text; the defaults here (5e6 steps for Figure 4 and 8, horizons 5..25) are this project's choice,
