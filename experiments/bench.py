@@ -72,17 +72,23 @@ def bench_update(config: config_lib.Config, spec: agent.EnvSpec, calls: int) -> 
     compiled = update.step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
     temp_gib = compiled.memory_analysis().temp_size_in_bytes / 2**30
-    state, metrics = compiled(state, batch)  # Warm-up.
-    jax.block_until_ready(metrics)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        state, metrics = compiled(state, batch)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
+    state, _, _ = timed_updates(compiled, state, [batch])  # Warm-up.
+    state, metrics, times = timed_updates(compiled, state, [batch] * calls)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     return {"update_s": statistics.median(times), "update_s_min": min(times),
             "compile_s": compile_s, "xla_temp_gib": temp_gib}
+
+
+def timed_updates(step, state, batches) -> tuple[object, dict, list[float]]:
+    """(state, last metrics, seconds of each update) of `step` over `batches` (an iterable),
+    the state threaded through."""
+    times, metrics = [], {}
+    for batch in batches:
+        start = time.perf_counter()
+        state, metrics = step(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    return state, metrics, times
 
 
 def call_times(fn, args: tuple, calls: int) -> list[float]:
@@ -261,11 +267,15 @@ def main() -> None:
 
 
 def save(result: dict, out: str) -> None:
+    write_table(pathlib.Path(out) / f"bench_{result['backend']}", result,
+                f"Update benchmark ({result['backend']}, {result['date']})")
+
+
+def write_table(stem: pathlib.Path, record: dict, title: str) -> None:
+    """`record` as `<stem>.json` and as a two-column key | value markdown table `<stem>.md`."""
     rows = [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-            for k, v in result.items()]
-    write_results(pathlib.Path(out) / f"bench_{result['backend']}", result,
-                  f"# Update benchmark ({result['backend']}, {result['date']})\n\n| key | value |\n"
-                  "|---|---|\n" + "\n".join(rows) + "\n")
+            for k, v in record.items()]
+    write_results(stem, record, f"# {title}\n\n| key | value |\n|---|---|\n" + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,19 +37,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from bench import random_batch, write_results  # noqa: E402
+from bench import random_batch, timed_updates, write_table  # noqa: E402
 from dreamer_jax import agent, config as config_lib, replay as replay_lib, train_state  # noqa: E402
-
-
-def timed_updates(step, state, batches) -> tuple[object, list[float]]:
-    """Seconds of each update over `batches` (an iterable), the state threaded through."""
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        state, metrics = step(state, batch)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
-    return state, times
 
 
 def donation(config, spec, calls: int) -> dict:
@@ -60,8 +49,8 @@ def donation(config, spec, calls: int) -> dict:
         state = update.init(jax.random.PRNGKey(0))
         compiled = jitted.lower(state, batch).compile()
         memory = compiled.memory_analysis()
-        state, _ = timed_updates(compiled, state, [batch])  # Warm-up.
-        _, times = timed_updates(compiled, state, [batch] * calls)
+        state, _, _ = timed_updates(compiled, state, [batch])  # Warm-up.
+        _, _, times = timed_updates(compiled, state, [batch] * calls)
         out[f"update_s_{name}"] = statistics.median(times)
         out[f"alias_mib_{name}"] = memory.alias_size_in_bytes / 2**20
         out[f"temp_mib_{name}"] = memory.temp_size_in_bytes / 2**20
@@ -98,14 +87,14 @@ def prefetching(config, spec, calls: int) -> dict:
             put_times.append(time.perf_counter() - start)
         state = update.init(jax.random.PRNGKey(0))
         compiled = update.step.lower(state, jax.device_put(replay.sample(rng, b, t))).compile()
-        state, _ = timed_updates(compiled, state, [jax.device_put(replay.sample(rng, b, t))])
+        state, _, _ = timed_updates(compiled, state, [jax.device_put(replay.sample(rng, b, t))])
         out = {"sample_and_copy_ms": 1e3 * statistics.median(put_times)}
         start = time.perf_counter()
-        state, _ = timed_updates(compiled, state, replay_lib.prefetch(
+        state, _, _ = timed_updates(compiled, state, replay_lib.prefetch(
             replay, rng, calls, b, t, put=jax.device_put))
         out["loop_s_per_update_prefetch"] = (time.perf_counter() - start) / calls
         start = time.perf_counter()
-        state, _ = timed_updates(compiled, state, (jax.device_put(replay.sample(rng, b, t))
+        state, _, _ = timed_updates(compiled, state, (jax.device_put(replay.sample(rng, b, t))
                                                    for _ in range(calls)))
         out["loop_s_per_update_sequential"] = (time.perf_counter() - start) / calls
     return out
@@ -179,11 +168,8 @@ def main() -> None:
         print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in part.items()},
               flush=True)
         result.update(part)
-    rows = [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-            for k, v in result.items()]
-    write_results(pathlib.Path(args.out) / f"optimizations_{result['backend']}", result,
-                  f"# Structural optimizations, with and without ({result['backend']}, "
-                  f"{result['date']})\n\n| key | value |\n|---|---|\n" + "\n".join(rows) + "\n")
+    write_table(pathlib.Path(args.out) / f"optimizations_{result['backend']}", result,
+                f"Structural optimizations, with and without ({result['backend']}, {result['date']})")
 
 
 if __name__ == "__main__":
