@@ -42,6 +42,11 @@ class Config:
     """Environments collecting in parallel, each in its own process when > 1. A round collects one
     episode from each and runs C updates per episode collected, so the updates per env step stay
     the paper's (which collects with 1)."""
+    overlap: bool = False
+    """Collect the next episode(s) in a thread while the C updates run, with a copy of the
+    parameters from before those updates (the policy is one round of C updates older than in
+    Algorithm 1, which alternates). For accelerators, where collection rather than the updates
+    sets the pace; off by default (the paper alternates)."""
     expl_noise: float = 0.3
     """Std of the Normal exploration noise added to the action sampled from the action model
     (Algorithm 1; Appendix A: Normal(0, 0.3)). Evaluation uses the mode action, no noise."""

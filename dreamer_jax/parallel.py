@@ -2,11 +2,13 @@
 
 Rendering and physics run in the worker processes while the parent runs one batched policy
 step for all of them. The workers are started with `spawn` (a forked JAX process is unsafe)
-and import only the environment code. `envs=1` keeps the environment in the parent process.
+and import only the environment code. `envs=1` keeps the environment in the parent process
+(unless `--overlap`).
 
 `collect(envs, act)` steps all environments in lockstep until each has finished one episode;
 an environment that is done waits (its slot in the policy batch is computed and ignored), so
-the policy compiles for one batch shape.
+the policy compiles for one batch shape. `Background(fn, ...)` runs such a collection in a
+thread while the caller runs updates (`--overlap`).
 """
 from __future__ import annotations
 
@@ -131,9 +133,11 @@ def _call_all(envs: list, name: str, args: list[tuple]) -> list:
 
 
 def make_envs(config, make_env: Callable, *, seed: int) -> list:
-    """`config.envs` environments with seeds seed, seed + 1, ...; the first one in this process
-    when there is only one, else each in a worker process."""
-    if config.envs == 1:
+    """`config.envs` environments with seeds seed, seed + 1, ...; in this process when there is
+    only one, else each in a worker process. With `config.overlap` always in worker processes:
+    the collector thread then only runs the policy, and MuJoCo renders on the thread that made
+    its GL context (dm_control refuses a context made current on another thread)."""
+    if config.envs == 1 and not config.overlap:
         return [make_env(config, seed=seed)]
     envs = []
     try:
@@ -180,6 +184,32 @@ def collect(envs: list, act: Callable[[np.ndarray, np.ndarray], np.ndarray]
                    "discount": np.asarray(record["discount"], np.float32)}
         episodes.append((episode, float(episode["reward"].sum())))
     return episodes
+
+
+class Background:
+    """`fn(*args)` in a daemon thread; `result()` waits for it and returns its value or raises
+    its exception in the caller."""
+
+    def __init__(self, fn: Callable, *args: Any):
+        import threading
+
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def work():
+            try:
+                self._value = fn(*args)
+            except BaseException as e:  # noqa: BLE001  Handed to the caller of result().
+                self._error = e
+
+        self._thread = threading.Thread(target=work, name="collector", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def close(envs: list) -> None:

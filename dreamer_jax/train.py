@@ -2,8 +2,9 @@
 
 S seed episodes of random actions, then repeat {C updates of world model, actor and value in
 one jitted step; collect one episode with the mode action + Normal(0, 0.3) noise}; evaluate
-with the mode action every `eval_every` env steps and when the run ends. Everything lands in
-`--logdir`: episodes (`episodes/*.npz`), checkpoints, `config.json`, `metrics.jsonl`,
+with the mode action every `eval_every` env steps and when the run ends. With `--overlap` the
+episode is collected in a thread during the C updates, by the parameters from before them.
+Everything lands in `--logdir`: episodes (`episodes/*.npz`), checkpoints, `config.json`, `metrics.jsonl`,
 TensorBoard events. Running the same command again on an existing logdir resumes it.
 """
 from __future__ import annotations
@@ -276,9 +277,10 @@ class Agent:
         frac = min(updates / c.expl_decay, 1.0)
         return c.expl_noise + frac * (c.expl_min - c.expl_noise)
 
-    def act(self, obs, first, training: bool, updates: int = 0):
+    def act(self, obs, first, training: bool, updates: int = 0, params=None):
         """Actions [E, A] for observations [E, ...] of E environments stepped in lockstep;
-        `first` [E] marks their first step (all or none: episodes start together)."""
+        `first` [E] marks their first step (all or none: episodes start together). `params`
+        defaults to the training state's (see `params_copy`)."""
         import numpy as np
 
         from dreamer_jax import agent
@@ -286,9 +288,18 @@ class Agent:
         if np.any(first):
             self._carry = agent.initial_carry(self.nets, len(obs))
         noise = self.exploration(updates) if training else 0.0
-        self._carry, action, self.policy_key = self._act(self.state.params, self._carry, obs,
+        params = self.state.params if params is None else params
+        self._carry, action, self.policy_key = self._act(params, self._carry, obs,
                                                          self.policy_key, noise, training)
         return np.asarray(action)
+
+    def params_copy(self):
+        """The parameters in buffers of their own, for a collector thread: the update donates
+        (reuses) the training state's buffers while that thread still acts."""
+        import jax
+        import jax.numpy as jnp
+
+        return jax.tree.map(jnp.copy, self.state.params)
 
 
 def replay_ram_note(config: Config, spec) -> str:
@@ -374,9 +385,9 @@ def train(config: Config, note: str | None = None) -> None:
     print(replay_ram_note(config, env.spec), file=sys.stderr)  # After anything that can fail.
     logger = Logger(logdir, config.steps, config.progress)
 
-    def collect(act) -> None:
-        """One episode from each training environment, into the replay and the metrics."""
-        for episode, ret in parallel.collect(train_envs, act):
+    def record(episodes) -> None:
+        """`parallel.collect`'s episodes, into the replay and the metrics."""
+        for episode, ret in episodes:
             replay.add(episode)
             counters["env_steps"] += (len(episode["reward"]) - 1) * config.action_repeat
             counters["episodes"] += 1
@@ -397,7 +408,8 @@ def train(config: Config, note: str | None = None) -> None:
         counters["last_ckpt"] = counters["env_steps"]
 
     while counters["episodes"] < config.seed_episodes and counters["env_steps"] < config.steps:
-        collect(lambda obs, first: np.stack([envs.random_action(env.spec, rng) for _ in obs]))
+        record(parallel.collect(
+            train_envs, lambda obs, first: np.stack([envs.random_action(env.spec, rng) for _ in obs])))
         logger.progress(counters["env_steps"], counters["updates"])
     longest = replay.longest_episode()
     if counters["env_steps"] < config.steps and longest < config.seq_len:
@@ -414,16 +426,25 @@ def train(config: Config, note: str | None = None) -> None:
         video = report_lib.make_report(agent.nets)
     video_rng = np.random.default_rng([config.seed, counters["last_video"]])
     while counters["env_steps"] < config.steps:
-        updates = config.train_steps * config.envs  # C per episode collected next.
+        collector = None
+        if config.overlap:  # This round's episodes, acted by the parameters before its updates.
+            params, done_updates = agent.params_copy(), counters["updates"]
+            collector = parallel.Background(parallel.collect, train_envs, lambda obs, first: (
+                agent.act(obs, first, True, done_updates, params)))
+        updates = config.train_steps * config.envs  # C per episode collected this round.
         batches = replay_lib.prefetch(replay, rng, updates, config.batch_size,
                                       config.seq_len, agent.put_batch)
         for batch in batches:
             agent.state, metrics = agent.train_step(agent.state, batch)
             update_metrics.append(metrics)
             counters["updates"] += 1
+        if collector is not None:  # Joined before anything else touches the environments.
+            record(collector.result())
         check_nonfinite(update_metrics[-updates:], counters, config.max_nonfinite, save, logdir)
         memory.release_free_heap()  # Also what compiling the policy and report steps freed.
-        collect(lambda obs, first: agent.act(obs, first, True, counters["updates"]))
+        if collector is None:
+            record(parallel.collect(
+                train_envs, lambda obs, first: agent.act(obs, first, True, counters["updates"])))
         finished = counters["env_steps"] >= config.steps  # The last point of the curve is an eval.
         if config.eval_every and (finished or
                                   counters["env_steps"] - counters["last_eval"] >= config.eval_every):

@@ -1,6 +1,7 @@
 """Each of the speed issue's structural optimizations, measured with and without it.
 
-    python experiments/bench_optimizations.py [--calls 5] [--steps 200] [--out experiments/results]
+    python experiments/bench_optimizations.py [--calls 5] [--steps 200] [--only PART]
+                                              [--out experiments/results]
 
 Paper sizes, pixels 64x64x3, fp32, batch 16x50, walker_walk (6 actions), on this machine's
 default backend. Writes `optimizations_<backend>.json` and `.md`:
@@ -14,6 +15,9 @@ default backend. Writes `optimizations_<backend>.json` and `.md`:
   environment does it (one render) vs a render after every repeated physics step (both peers).
 - policy state on device: the training loop's policy step with its recurrent state kept as
   device arrays (as trained) vs fetched to host numpy and sent back every step.
+- collection overlapped with the updates (`--overlap`): `--calls` updates and one episode of
+  `--steps` agent steps of walker_walk collected by the training loop's policy (real renders),
+  one after the other vs the episode in a thread during the updates; each half alone too.
 - host round trips inside the update: the number of host callbacks, infeeds and outfeeds in the
   compiled update's HLO (expected 0; not a before/after, a check).
 The RSSM scan unroll and the automatic chunks have their own results (bench_cpu_unroll_chunks,
@@ -145,10 +149,55 @@ def policy_state(config, spec, steps: int) -> dict:
     return out
 
 
+def overlapped_collection(config, calls: int, steps: int, rounds: int = 2) -> dict:
+    import dataclasses
+
+    from dreamer_jax import envs, parallel, train
+
+    config = dataclasses.replace(config, time_limit=steps * config.action_repeat, overlap=True)
+    train_envs = parallel.make_envs(config, envs.make_env, seed=0)  # A worker process.
+    learner = train.Agent(config, train_envs[0].spec, jax.random.PRNGKey(0))
+    batch = jax.device_put(random_batch(train_envs[0].spec, config.batch_size, config.seq_len))
+
+    def updates():
+        for _ in range(calls):
+            learner.state, _ = learner.train_step(learner.state, batch)
+        jax.block_until_ready(learner.state)
+
+    def collect(params=None):
+        return parallel.collect(train_envs, lambda o, f: learner.act(o, f, True, 0, params))
+
+    def timed(fn):
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    def together():
+        collector = parallel.Background(collect, learner.params_copy())
+        updates()
+        collector.result()
+
+    learner.state, _ = learner.train_step(learner.state, batch)  # Compile both, warm up.
+    collect()
+    times: dict[str, list] = {}
+    for _ in range(rounds):
+        for name, fn in (("updates_alone", updates), ("collection_alone", collect),
+                         ("one_after_the_other", lambda: (updates(), collect())),
+                         ("overlapped", together)):
+            times.setdefault(name, []).append(timed(fn))
+    parallel.close(train_envs)
+    return {f"round_s_{name}": statistics.median(t) for name, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=5, help="updates per measurement")
     parser.add_argument("--steps", type=int, default=200, help="agent steps per measurement")
+    parser.add_argument("--overlap_steps", type=int, default=500,
+                        help="agent steps of the episode collected during --calls updates")
+    parser.add_argument("--only", choices=("donation", "prefetch", "rendering", "policy",
+                                            "overlap"), help="measure one part, into "
+                        "optimizations_<backend>_<part>.json")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--preset", default="paper", help="debug: tiny networks, a smoke test")
     args = parser.parse_args()
@@ -160,15 +209,21 @@ def main() -> None:
               "jax": jax.__version__, "config": f"{args.preset} sizes, pixels, fp32, batch "
               f"{config.batch_size}x{config.seq_len}",
               "calls": args.calls, "steps": args.steps}
-    for name, fn in (("donation", lambda: donation(config, spec, args.calls)),
+    parts = (("donation", lambda: donation(config, spec, args.calls)),
                      ("prefetch", lambda: prefetching(config, spec, args.calls)),
                      ("rendering", lambda: rendering(config, args.steps)),
-                     ("policy", lambda: policy_state(config, spec, args.steps))):
+                     ("policy", lambda: policy_state(config, spec, args.steps)),
+                     ("overlap", lambda: overlapped_collection(config, args.calls,
+                                                               args.overlap_steps)))
+    for name, fn in parts:
+        if args.only and name != args.only:
+            continue
         part = fn()
         print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in part.items()},
               flush=True)
         result.update(part)
-    write_table(pathlib.Path(args.out) / f"optimizations_{result['backend']}", result,
+    suffix = f"_{args.only}" if args.only else ""
+    write_table(pathlib.Path(args.out) / f"optimizations_{result['backend']}{suffix}", result,
                 f"Structural optimizations, with and without ({result['backend']}, {result['date']})")
 
 

@@ -56,6 +56,19 @@ def test_smoke_writes_episodes_metrics_checkpoints(pixel_run):
         "openloop-0000000200.gif", "openloop-0000000400.gif"]
 
 
+def test_overlap_collects_pixels_during_the_updates(tmp_path):
+    """`--overlap` on a pixel task: the episodes are rendered in a worker process (MuJoCo's GL
+    context belongs to the thread that made it) and collected during the updates."""
+    logdir = tmp_path / "overlap"
+    result = run_cli(*DEBUG_RUN, "--logdir", str(logdir), "--steps", "300", "--overlap", "true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    episodes = sorted((logdir / "episodes").glob("*.npz"))
+    assert len(episodes) == 3
+    with np.load(episodes[-1], allow_pickle=False) as ep:
+        assert ep["obs"].shape == (51, 64, 64, 3) and ep["obs"].std() > 0
+    assert [m["updates"] for m in read_metrics(logdir) if "model_loss" in m] == [5, 10]
+
+
 def test_report_writes_open_loop_gif(pixel_run, tmp_path):
     import imageio.v3 as iio
 
@@ -231,17 +244,20 @@ def comparable(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in VOLATILE} for row in rows]
 
 
-def test_same_seed_same_metrics_and_sigkill_resume_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("overlap", ["false", "true"])
+def test_same_seed_same_metrics_and_sigkill_resume_is_bit_exact(tmp_path, overlap):
     """~1,000 updates of a small config, run three ways: straight through (C); killed with
     SIGKILL right after its checkpoint at 2,500 env steps (A) and resumed from it (B). A agrees
     with C row for row (determinism), and what B logs after resuming agrees with C bit for bit
-    (resume equivalence): same updates, same collected and evaluated episodes."""
+    (resume equivalence): same updates, same collected and evaluated episodes. Also with the
+    collection in a thread during the updates (`--overlap`)."""
     import signal
     import time
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     full, killed = tmp_path / "full", tmp_path / "killed"
-    cmd = [sys.executable, "-m", "dreamer_jax.train", *STATE_RUN, "--steps", "5000"]
+    cmd = [sys.executable, "-m", "dreamer_jax.train", *STATE_RUN, "--steps", "5000",
+           "--overlap", overlap]
     straight = subprocess.Popen([*cmd, "--logdir", str(full)], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     proc = subprocess.Popen([*cmd, "--logdir", str(killed)], env=env, cwd=ROOT,
@@ -302,3 +318,29 @@ def test_logger_shows_the_last_logged_returns_after_a_resume(tmp_path):
     resumed = train.Logger(tmp_path, 1000, progress=False)
     assert (resumed.last_return, resumed.last_eval) == (6.0, 7.5)
     resumed.close()
+
+
+def test_params_copy_acts_with_the_old_parameters_after_a_donating_update(make_tiny_config,
+                                                                          env_specs,
+                                                                          make_random_batch):
+    """`--overlap`'s collector acts with `Agent.params_copy()` while the update donates the
+    training state: the copy outlives the donated buffers and gives the actions of the
+    parameters from before the update, which the donated originals can no longer give."""
+    import jax
+
+    from dreamer_jax import train
+
+    cfg, spec = make_tiny_config(obs="state"), env_specs["state"]
+    agent = train.Agent(cfg, spec, jax.random.PRNGKey(0))
+    obs, first = np.ones((1,) + spec.obs_shape, np.float32), np.ones(1, bool)
+    key = agent.policy_key
+    before = agent.act(obs, first, False)
+    copy, donated = agent.params_copy(), agent.state.params
+    agent.state, _ = agent.train_step(agent.state, make_random_batch(spec, cfg.batch_size,
+                                                                     cfg.seq_len))
+    agent.policy_key = key
+    np.testing.assert_array_equal(agent.act(obs, first, False, params=copy), before)
+    agent.policy_key = key
+    assert not np.array_equal(agent.act(obs, first, False), before)  # The update moved them.
+    with pytest.raises(ValueError, match="deleted or donated"):  # Acting without the copy.
+        agent.act(obs, first, False, params=donated)
