@@ -15,7 +15,8 @@ Writes experiments/results/policy_step_<backend>.json and .md.
     .venv/bin/python experiments/bench_policy.py --cold [--calls 300]
 
 times `lax_device_split` after what precedes it in a collection loop instead: the same call
-(warm), writing a 32 MB numpy array, or a walker_walk env step with its MuJoCo render; writes
+(warm), writing a 32 MB numpy array, a walker_walk env step with its MuJoCo render, or the same
+env step in a worker process (`parallel.ProcessEnv`, as with --envs N or --overlap); writes
 policy_step_cold_<backend>.json and .md.
 """
 from __future__ import annotations
@@ -58,7 +59,7 @@ def device_split(nets, params, obs, calls):
 
 def cold_start(calls: int) -> dict:
     """Median ms of the acting policy step (one frame) after each kind of work in between."""
-    from dreamer_jax import envs
+    from dreamer_jax import envs, parallel
 
     config = config_lib.make_config("paper", task="dmc_walker_walk")
     env = envs.make_env(config, seed=0)
@@ -76,9 +77,19 @@ def cold_start(calls: int) -> dict:
     def write():
         scratch[:] += 1.0
 
+    # The same environment in a worker process (--envs N, --overlap): its render's working set
+    # stays out of this process's caches, unless the OS runs both on one core.
+    remote = parallel.ProcessEnv(config, seed=0)
+    remote.reset()
+
+    def render_elsewhere():
+        nonlocal obs
+        obs = remote.step(np.zeros(env.spec.action_dim, np.float32))[0]
+
     rows = {}
     for name, between in (("warm", lambda: None), ("after_32mb_numpy_write", write),
-                          ("after_env_step_with_render", render)):
+                          ("after_env_step_with_render", render),
+                          ("after_env_step_with_render_in_a_worker_process", render_elsewhere)):
         step()
         times = []
         for _ in range(calls):
@@ -89,6 +100,7 @@ def cold_start(calls: int) -> dict:
         rows[name] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
         print(f"{name}: {rows[name]['median_ms']:.3f} ms median", flush=True)
     env.close()
+    remote.close()
     return rows
 
 
