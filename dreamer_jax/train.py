@@ -256,6 +256,7 @@ class Agent:
         self.put_batch = lambda batch: jax.device_put(batch, split)
         self._act = train_state.make_acting_policy(self.nets)
         self._carry = None
+        self._act_params, self._act_sharding = None, None  # Where the policy state lives.
 
     def train_step(self, state, batch):
         """The jitted update; compiled ahead of its first call, after which the heap memory
@@ -281,6 +282,7 @@ class Agent:
         """Actions [E, A] for observations [E, ...] of E environments stepped in lockstep;
         `first` [E] marks their first step (all or none: episodes start together). `params`
         defaults to the training state's (see `params_copy`)."""
+        import jax
         import numpy as np
 
         from dreamer_jax import agent
@@ -289,17 +291,28 @@ class Agent:
             self._carry = agent.initial_carry(self.nets, len(obs))
         noise = self.exploration(updates) if training else 0.0
         params = self.state.params if params is None else params
+        if params is not self._act_params:  # The policy state follows the parameters' device
+            self._act_params = params        # (see params_copy); checked once per new params.
+            where = jax.tree.leaves(params)[0].sharding
+            if where != self._act_sharding:
+                self._carry, self.policy_key = jax.device_put((self._carry, self.policy_key),
+                                                              where)
+                self._act_sharding = where
         self._carry, action, self.policy_key = self._act(params, self._carry, obs,
                                                          self.policy_key, noise, training)
         return np.asarray(action)
 
     def params_copy(self):
         """The parameters in buffers of their own, for a collector thread: the update donates
-        (reuses) the training state's buffers while that thread still acts."""
+        (reuses) the training state's buffers while that thread still acts. On an accelerator
+        the copy goes to the host CPU, so that the policy steps run there instead of queueing
+        behind the updates on the accelerator's stream."""
         import jax
         import jax.numpy as jnp
 
-        return jax.tree.map(jnp.copy, self.state.params)
+        if jax.default_backend() == "cpu":
+            return jax.tree.map(jnp.copy, self.state.params)
+        return jax.device_put(self.state.params, jax.devices("cpu")[0])
 
 
 def replay_ram_note(config: Config, spec) -> str:

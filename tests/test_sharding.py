@@ -59,3 +59,42 @@ def test_two_device_update_equals_one_device_update():
         assert r["leaves"] > 10, kind
         assert r["max_abs_diff"] <= 1e-4 * max(1.0, r["max_abs"]), (kind, r)
 
+
+
+POLICY_SCRIPT = r"""
+import json, sys
+import jax, numpy as np
+sys.path[:0] = [ROOT, ROOT + "/tests"]
+from conftest import ENV_SPECS, tiny_config
+from dreamer_jax import train
+
+cfg, spec = tiny_config(obs="state"), ENV_SPECS["state"]
+agent = train.Agent(cfg, spec, jax.random.PRNGKey(0))
+obs = np.ones((1,) + spec.obs_shape, np.float32)
+elsewhere = jax.device_put(agent.state.params, jax.devices()[1])  # As params_copy on a GPU.
+key = agent.policy_key
+firsts = [np.ones(1, bool), np.zeros(1, bool), np.zeros(1, bool)]
+same = [agent.act(obs, f, True).tolist() for f in firsts]
+agent.policy_key = key
+mixed = [agent.act(obs, firsts[0], True, params=elsewhere).tolist(),
+         agent.act(obs, firsts[1], True).tolist(),
+         agent.act(obs, firsts[2], True, params=elsewhere).tolist()]
+print(json.dumps({"same": same, "mixed": mixed,
+                  "key_devices": sorted(d.id for d in agent.policy_key.devices())}))
+"""
+
+
+def test_policy_state_follows_the_parameters_between_devices():
+    """`--overlap` on an accelerator acts with a parameter copy on the host CPU, evaluation with
+    the training state's: the policy's recurrent state and key stream move along with the
+    parameters (2 host devices stand in for mesh and host), and the actions are those of one
+    device throughout."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2 "
+                                     "--xla_backend_optimization_level=0")
+    code = f"ROOT = {str(ROOT)!r}\n" + POLICY_SCRIPT
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["mixed"] == out["same"]
+    assert out["key_devices"] == [1]
