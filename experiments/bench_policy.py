@@ -15,9 +15,11 @@ Writes experiments/results/policy_step_<backend>.json and .md.
     .venv/bin/python experiments/bench_policy.py --cold [--calls 300]
 
 times `lax_device_split` after what precedes it in a collection loop instead: the same call
-(warm), writing a 32 MB numpy array, a walker_walk env step with its MuJoCo render, or the same
-env step in a worker process (`parallel.ProcessEnv`, as with --envs N or --overlap); writes
-policy_step_cold_<backend>.json and .md.
+(warm), 16 ms of sleep or of a busy Python loop (a render's duration without its memory
+traffic), writing a 32 MB numpy array, a walker_walk env step with its MuJoCo render, or the same
+env step in a worker process (`parallel.ProcessEnv`, as with --envs N or --overlap); and, for
+the same effect without the policy, a trivial jitted op and 6 matrix-vector products over 6 MB
+of weights, warm and after the busy loop; writes policy_step_cold_<backend>.json and .md.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -86,17 +89,47 @@ def cold_start(calls: int) -> dict:
         nonlocal obs
         obs = remote.step(np.zeros(env.spec.action_dim, np.float32))[0]
 
+    def sleep():  # The process idles as long as a render takes: wake-up, not caches.
+        time.sleep(0.016)
+
+    def spin():  # Busy as long as a render takes, touching almost no memory.
+        end = time.perf_counter() + 0.016
+        while time.perf_counter() < end:
+            pass
+
+    # Two programs that are not the policy, for the same effect without it: a trivial one
+    # (dispatch alone) and a chain of 6 matrix-vector products over 6 MB of weights (about the
+    # acting parameters' 5.7 MB).
+    trivial, zero = jax.jit(lambda x: x + 1), jnp.zeros(())
+    weights = [jnp.asarray(np.random.default_rng(i).normal(size=(512, 512)) / 25, jnp.float32)
+               for i in range(6)]
+
+    def matvecs(weights, x):
+        for w in weights:
+            x = jnp.tanh(x @ w)
+        return x
+
+    chain, vector = jax.jit(matvecs), jnp.ones((1, 512))
+    programs = {"policy": step, "trivial_jit": lambda: np.asarray(trivial(zero)),
+                "matvec_chain_6mb": lambda: np.asarray(chain(weights, vector))}
     rows = {}
-    for name, between in (("warm", lambda: None), ("after_32mb_numpy_write", write),
-                          ("after_env_step_with_render", render),
-                          ("after_env_step_with_render_in_a_worker_process", render_elsewhere)):
-        step()
+    for program, name, between in (
+            ("policy", "warm", lambda: None), ("policy", "after_16ms_sleep", sleep),
+            ("policy", "after_16ms_busy_loop", spin), ("policy", "after_32mb_numpy_write", write),
+            ("policy", "after_env_step_with_render", render),
+            ("policy", "after_env_step_with_render_in_a_worker_process", render_elsewhere),
+            ("trivial_jit", "warm", lambda: None), ("trivial_jit", "after_16ms_busy_loop", spin),
+            ("matvec_chain_6mb", "warm", lambda: None),
+            ("matvec_chain_6mb", "after_16ms_busy_loop", spin)):
+        call = programs[program]
+        call()
         times = []
         for _ in range(calls):
             between()
             start = time.perf_counter()
-            step()
+            call()
             times.append(time.perf_counter() - start)
+        name = name if program == "policy" else f"{program}: {name}"
         rows[name] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
         print(f"{name}: {rows[name]['median_ms']:.3f} ms median", flush=True)
     env.close()
@@ -111,7 +144,8 @@ def report_cold(rows: dict, calls: int, out: pathlib.Path) -> None:
     lines = [f"# Policy step after other work ({result['date']}, {result['backend']}, "
              f"{result['cpu_count']} CPUs, jax {result['jax']})", "",
              "Paper networks, one walker_walk frame, `train_state.make_acting_policy`, "
-             f"{calls} calls, each right after what the row names.", "",
+             f"{calls} calls, each right after what the row names (rows named `program: ...` "
+             "time another program the same way).", "",
              "| the call follows | median ms | min ms |", "|---|---|---|"]
     lines += [f"| {k} | {v['median_ms']:.3f} | {v['min_ms']:.3f} |" for k, v in rows.items()]
     write_results(out / f"policy_step_cold_{jax.default_backend()}", result,
