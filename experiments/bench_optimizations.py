@@ -186,7 +186,8 @@ def overlapped_collection(config, calls: int, steps: int, rounds: int = 2) -> di
                          ("overlapped", together)):
             times.setdefault(name, []).append(timed(fn))
     parallel.close(train_envs)
-    return {f"round_s_{name}": statistics.median(t) for name, t in times.items()}
+    return {"overlap_updates": calls, "overlap_agent_steps": steps,
+            **{f"round_s_{name}": statistics.median(t) for name, t in times.items()}}
 
 
 def main() -> None:
