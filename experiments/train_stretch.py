@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--extra", default="", help="more flags for dreamer_jax.train, one string")
+    parser.add_argument("--max_s", type=float, default=0,
+                        help="stop the training after this many seconds (0: run to --steps) and "
+                        "report the rate measured until then")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     args = parser.parse_args()
     import jax
@@ -43,19 +46,30 @@ def main() -> None:
                    "--eval_every", "0", "--video_every", "0", "--log_every", "1000",
                    *args.extra.split()]
         start = time.time()
-        subprocess.run(command, check=True, cwd=ROOT)
+        process = subprocess.Popen(command, cwd=ROOT)
+        try:
+            code = process.wait(timeout=args.max_s or None)
+        except subprocess.TimeoutExpired:  # Stopped on purpose: the rate so far is the result.
+            process.terminate()
+            process.wait()
+            code = 0
+        if code:
+            raise SystemExit(f"the training command failed with exit code {code}")
         wall = time.time() - start
-        rows = [json.loads(line) for line in open(pathlib.Path(logdir) / "metrics.jsonl")]
+        text = (pathlib.Path(logdir) / "metrics.jsonl").read_text()
+        rows = [json.loads(line) for line in text.splitlines() if line.endswith("}")]
     rates = [r["env_steps_per_s"] for r in rows if "env_steps_per_s" in r][1:]  # after compile
     if not rates:
-        raise SystemExit("too few env steps to measure a rate: raise --steps")
+        raise SystemExit("too few env steps to measure a rate: raise --steps or --max_s")
     rate = statistics.median(rates)
     result = {"date": datetime.date.today().isoformat(), "backend": backend, "device": device,
               "task": args.task, "preset": args.preset, "extra_flags": args.extra,
-              "steps": args.steps, "wall_s": wall, "env_steps_per_s": rate,
+              "steps": args.steps, "max_s": args.max_s, "wall_s": wall,
+              "env_steps_reached": max(r["step"] for r in rows), "env_steps_per_s": rate,
               "env_steps_per_hour": 3600 * rate, "hours_per_1e6_env_steps": 1e6 / rate / 3600}
     out = pathlib.Path(args.out) / f"train_stretch_{backend}"
     out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / f"{out.name}_metrics.jsonl").write_text(text)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(
         f"# Training stretch ({device}, {result['date']})\n\n| key | value |\n|---|---|\n"
