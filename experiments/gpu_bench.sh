@@ -88,7 +88,7 @@ PY
   stretch)
     mkdir -p "$out"; install; stretch 420 ;;
   all)
-    mkdir -p "$out"; install; bench 240; stretch 240 ;;
+    mkdir -p "$out"; install; bench 210; stretch 210 ;;
   *)
     echo "usage: bash experiments/gpu_bench.sh prepare|run|stretch|all" >&2
     exit 2 ;;
