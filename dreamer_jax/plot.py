@@ -96,7 +96,8 @@ def plot(logdirs: list[pathlib.Path], out: pathlib.Path, *, title: str = "",
         for d in runs:
             steps, values = read_series(d, "train_return")
             ax.plot(steps, values, color=color, alpha=0.15, lw=1)
-            max_step = max([max_step] + steps)
+            # A run still in progress: the published points up to its planned end are drawn.
+            max_step = max([max_step, read_config(d).get("steps", 0)] + steps)
         steps, values = eval_curve(runs)
         ax.plot(steps, values.mean(0), color=color, marker="o", ms=3,
                 label=f"{label}: eval, {len(runs)} seed{'s' * (len(runs) > 1)}")

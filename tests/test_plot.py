@@ -58,3 +58,14 @@ def test_table_averages_tasks_like_table_g(tmp_path):
     assert last == (f"| mean of the 2 runs above with paper scores | | | 250 | {dreamer:.0f} | "
                     f"{planet:.0f} | | |")
     assert "mean of" not in plot.score_table([a])  # One task: no average row.
+
+
+def test_published_points_up_to_the_planned_end_of_a_run_in_progress(tmp_path, monkeypatch):
+    """A run planned for 100k env steps and logged to 20k still shows the published 100k
+    points (CURL, the official scores file): they are its target."""
+    run = fake_run(tmp_path, "a", [(10_000, 100), (20_000, 150)], steps=100_000)
+    drawn = {}
+    monkeypatch.setattr(plot, "draw_published", lambda ax, key, max_step: drawn.update(
+        key=key, max_step=max_step))
+    plot.plot([run], tmp_path / "curve.png")
+    assert drawn == {"key": "cartpole_swingup", "max_step": 100_000}
