@@ -4,8 +4,9 @@ S seed episodes of random actions, then repeat {C updates of world model, actor 
 one jitted step; collect one episode with the mode action + Normal(0, 0.3) noise}; evaluate
 with the mode action every `eval_every` env steps and when the run ends. With `--overlap` the
 episode is collected in a thread during the C updates, by the parameters from before them.
-Everything lands in `--logdir`: episodes (`episodes/*.npz`), checkpoints, `config.json`, `metrics.jsonl`,
-TensorBoard events. Running the same command again on an existing logdir resumes it.
+Everything lands in `--logdir`: episodes (`episodes/*.npz`), checkpoints, `config.json`,
+`metrics.jsonl`, TensorBoard events. Running the same command again on an existing logdir
+resumes it.
 """
 from __future__ import annotations
 
@@ -421,8 +422,8 @@ def train(config: Config, note: str | None = None) -> None:
         counters["last_ckpt"] = counters["env_steps"]
 
     while counters["episodes"] < config.seed_episodes and counters["env_steps"] < config.steps:
-        record(parallel.collect(
-            train_envs, lambda obs, first: np.stack([envs.random_action(env.spec, rng) for _ in obs])))
+        record(parallel.collect(train_envs, lambda obs, first: np.stack(
+            [envs.random_action(env.spec, rng) for _ in obs])))
         logger.progress(counters["env_steps"], counters["updates"])
     longest = replay.longest_episode()
     if counters["env_steps"] < config.steps and longest < config.seq_len:

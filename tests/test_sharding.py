@@ -60,7 +60,6 @@ def test_two_device_update_equals_one_device_update():
         assert r["max_abs_diff"] <= 1e-4 * max(1.0, r["max_abs"]), (kind, r)
 
 
-
 POLICY_SCRIPT = r"""
 import json, sys
 import jax, numpy as np
