@@ -257,7 +257,7 @@ class Agent:
         self.put_batch = lambda batch: jax.device_put(batch, split)
         self._act = train_state.make_acting_policy(self.nets)
         self._carry = None
-        self._act_params, self._act_sharding = None, None  # Where the policy state lives.
+        self._act_params = None  # The parameters of the last policy step.
 
     def train_step(self, state, batch):
         """The jitted update; compiled ahead of its first call, after which the heap memory
@@ -295,10 +295,9 @@ class Agent:
         if params is not self._act_params:  # The policy state follows the parameters' device
             self._act_params = params        # (see params_copy); checked once per new params.
             where = jax.tree.leaves(params)[0].sharding
-            if where != self._act_sharding:
+            if where != self.policy_key.sharding:
                 self._carry, self.policy_key = jax.device_put((self._carry, self.policy_key),
                                                               where)
-                self._act_sharding = where
         self._carry, action, self.policy_key = self._act(params, self._carry, obs,
                                                          self.policy_key, noise, training)
         return np.asarray(action)

@@ -211,11 +211,10 @@ def main() -> None:
               f"{config.batch_size}x{config.seq_len}",
               "calls": args.calls, "steps": args.steps}
     parts = (("donation", lambda: donation(config, spec, args.calls)),
-                     ("prefetch", lambda: prefetching(config, spec, args.calls)),
-                     ("rendering", lambda: rendering(config, args.steps)),
-                     ("policy", lambda: policy_state(config, spec, args.steps)),
-                     ("overlap", lambda: overlapped_collection(config, args.calls,
-                                                               args.overlap_steps)))
+             ("prefetch", lambda: prefetching(config, spec, args.calls)),
+             ("rendering", lambda: rendering(config, args.steps)),
+             ("policy", lambda: policy_state(config, spec, args.steps)),
+             ("overlap", lambda: overlapped_collection(config, args.calls, args.overlap_steps)))
     for name, fn in parts:
         if args.only and name != args.only:
             continue

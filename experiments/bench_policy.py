@@ -60,18 +60,33 @@ def device_split(nets, params, obs, calls):
     return call_times(step, (), calls)
 
 
+def paper_policy_step(spec):
+    """`step(obs [1, ...]) -> numpy action` of `make_acting_policy` with paper networks for
+    `spec`, fixed parameters, carry and key (the loop's policy step, minus its state updates)."""
+    config = config_lib.make_config("paper", task="dmc_walker_walk")
+    nets = agent.make_nets(config, spec)
+    params = agent.init_params(nets, jax.random.PRNGKey(0))
+    act = train_state.make_acting_policy(nets)
+    carry, key = agent.initial_carry(nets, 1), jax.random.PRNGKey(0)
+    return lambda obs: np.asarray(act(params, carry, obs, key, 0.3, True)[1])
+
+
+def busy_loop(seconds: float) -> None:
+    """Keep this thread busy for `seconds`, touching almost no memory."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def cold_start(calls: int) -> dict:
     """Median ms of the acting policy step (one frame) after each kind of work in between."""
     from dreamer_jax import envs, parallel
 
     config = config_lib.make_config("paper", task="dmc_walker_walk")
     env = envs.make_env(config, seed=0)
-    nets = agent.make_nets(config, env.spec)
-    params = agent.init_params(nets, jax.random.PRNGKey(0))
-    act = train_state.make_acting_policy(nets)
-    carry, key = agent.initial_carry(nets, 1), jax.random.PRNGKey(0)
+    policy = paper_policy_step(env.spec)
     obs, scratch = env.reset(), np.zeros(8 * 2**20, np.float32)
-    step = lambda: np.asarray(act(params, carry, obs[None], key, 0.3, True)[1])  # noqa: E731
+    step = lambda: policy(obs[None])  # noqa: E731
 
     def render():
         nonlocal obs
@@ -93,9 +108,7 @@ def cold_start(calls: int) -> dict:
         time.sleep(0.016)
 
     def spin():  # Busy as long as a render takes, touching almost no memory.
-        end = time.perf_counter() + 0.016
-        while time.perf_counter() < end:
-            pass
+        busy_loop(0.016)
 
     # Two programs that are not the policy, for the same effect without it: a trivial one
     # (dispatch alone) and a chain of 6 matrix-vector products over 6 MB of weights (about the

@@ -21,33 +21,30 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from bench import write_results  # noqa: E402
+
 SPINS_MS = (0.0, 0.1, 0.5, 2.0, 5.0, 16.0)
 
 CHILD = r"""
 import json, statistics, sys, time
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, ROOT + "/experiments"]
 import jax, numpy as np
 if SYNC:
     jax.config.update("jax_cpu_enable_async_dispatch", False)
-from dreamer_jax import agent, config as config_lib, train_state
+from bench_policy import busy_loop, paper_policy_step
+from dreamer_jax import agent
 
-config = config_lib.make_config("paper", task="dmc_walker_walk")
-nets = agent.make_nets(config, agent.EnvSpec((64, 64, 3), "uint8", 6))
-params = agent.init_params(nets, jax.random.PRNGKey(0))
-act = train_state.make_acting_policy(nets)
-carry, key = agent.initial_carry(nets, 1), jax.random.PRNGKey(0)
+policy = paper_policy_step(agent.EnvSpec((64, 64, 3), "uint8", 6))
 obs = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
-step = lambda: np.asarray(act(params, carry, obs, key, 0.3, True)[1])
-step()
+policy(obs)
 out = {}
 for spin_ms in SPINS_MS:
     times = []
     for _ in range(CALLS):
-        end = time.perf_counter() + spin_ms / 1e3
-        while time.perf_counter() < end:
-            pass
+        busy_loop(spin_ms / 1e3)
         start = time.perf_counter()
-        step()
+        policy(obs)
         times.append(time.perf_counter() - start)
     out[str(spin_ms)] = 1e3 * statistics.median(times)
 print(json.dumps(out))
@@ -89,10 +86,8 @@ def main() -> None:
              "|---|" + "---|" * len(SPINS_MS)]
     lines += [f"| {name} | " + " | ".join(f"{row[str(s)]:.3f}" for s in SPINS_MS) + " |"
               for name, row in rows.items()]
-    out = pathlib.Path(args.out) / f"policy_step_cold_probe_{result['backend']}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(pathlib.Path(args.out) / f"policy_step_cold_probe_{result['backend']}", result,
+                  "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
