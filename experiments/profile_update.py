@@ -60,7 +60,7 @@ def group(op_name: str) -> str:
     return f"other {direction}"
 
 
-def profile(size: str, calls: int) -> dict:
+def profile(size: str, calls: int, top: int = 0) -> dict:
     b, t = (int(x) for x in size.split("x"))
     config = config_lib.make_config("paper", batch_size=b, seq_len=t)
     spec = agent.EnvSpec((64, 64, 3), "uint8", 6)
@@ -83,28 +83,32 @@ def profile(size: str, calls: int) -> dict:
         jax.profiler.stop_trace()
         path = glob.glob(f"{trace_dir}/plugins/profile/*/*.trace.json.gz")[0]
         events = [e for e in json.load(gzip.open(path))["traceEvents"] if e.get("ph") == "X"]
-    by_group, by_kind = collections.Counter(), collections.Counter()
+    by_group, by_kind, by_op = collections.Counter(), collections.Counter(), collections.Counter()
     for event in events:
         if event["name"].startswith(SKIP):
             continue
         ms = event["dur"] / 1e3 / calls
         layer = group(names.get(event["name"], ""))
         by_group[layer] += ms
+        by_op[(layer, event["name"], names.get(event["name"], "")[-120:])] += ms
         matmul = event["name"].startswith(("dot", "ynn_fusion"))
         by_kind[f"{layer.split('/')[0].split(' ')[0]} {'matmul' if matmul else 'other ops'}"] += ms
     return {"size": size, "wall_s_per_update": statistics.median(walls),
             "op_ms_total": sum(by_group.values()), "by_layer_ms": dict(by_group.most_common()),
-            "by_kind_ms": dict(by_kind.most_common())}
+            "by_kind_ms": dict(by_kind.most_common()),
+            "top_ops_ms": [[*key, ms] for key, ms in by_op.most_common(top)]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="16x50")
     parser.add_argument("--calls", type=int, default=2)
+    parser.add_argument("--top", type=int, default=0,
+                        help="also list the N most expensive operations with their jax op names")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     args = parser.parse_args()
     result = {"date": datetime.date.today().isoformat(), "backend": jax.default_backend(),
-              "jax": jax.__version__, **profile(args.size, args.calls)}
+              "jax": jax.__version__, **profile(args.size, args.calls, args.top)}
     total = result["op_ms_total"]
     lines = [f"# Where the update's time goes ({args.size}, {result['backend']}, {result['date']}, "
              f"jax {result['jax']})", "",
@@ -115,6 +119,11 @@ def main() -> None:
     lines += [f"| {k} | {v:.0f} | {v / total:.1%} |" for k, v in result["by_layer_ms"].items()]
     lines += ["", "| part, kind | ms per update | share |", "|---|---|---|"]
     lines += [f"| {k} | {v:.0f} | {v / total:.1%} |" for k, v in result["by_kind_ms"].items()]
+    if args.top:
+        lines += ["", f"| top {args.top} operations: part | XLA thunk | jax op name (tail) | ms |",
+                  "|---|---|---|---|"]
+        lines += [f"| {part} | {thunk} | `{name}` | {ms:.0f} |"
+                  for part, thunk, name, ms in result["top_ops_ms"]]
     write_results(pathlib.Path(args.out) / f"profile_update_{args.size}_{result['backend']}",
                   result, "\n".join(lines) + "\n")
     print("\n".join(lines))

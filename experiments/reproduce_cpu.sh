@@ -7,6 +7,7 @@
 #   bash experiments/reproduce_cpu.sh fig8     # reconstruction vs contrastive vs reward (pixels)
 #   bash experiments/reproduce_cpu.sh atari    # discrete actions on Boxing (pixels)
 #   bash experiments/reproduce_cpu.sh atari_ram # discrete actions on Boxing from its RAM
+#   bash experiments/reproduce_cpu.sh asterix_ram # discrete actions on Asterix from its RAM
 #   bash experiments/reproduce_cpu.sh discrete # discrete actions on gymnasium CartPole-v1 (states)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +89,17 @@ case "${1:-state}" in
       --out experiments/results/atari_boxing_ram_cpu.png \
       --title "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode"
     cp "$RUNS/atari_boxing_ram/metrics.jsonl" experiments/results/atari_boxing_ram_cpu.jsonl ;;
+  asterix_ram)
+    # The same Appendix C agent on Asterix (dense rewards, ~1,000-frame random episodes) from
+    # the bits of its RAM (not the paper's pixels), batch 16x50, C=100 updates per episode
+    # (about the official code's 100 per 1,000 frames), one core; resumable (multi-session).
+    .venv/bin/python -m dreamer_jax.train --preset atari --task atari_asterix --obs state \
+      --batch_size 16 --train_steps 100 --steps "${STEPS:-400000}" --eval_every 20000 \
+      --eval_episodes 3 --checkpoint_every 10000 --logdir "$RUNS/atari_asterix_ram"
+    .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_asterix_ram" \
+      --out experiments/results/atari_asterix_ram_cpu.png \
+      --title "Asterix from its RAM bits (not pixels), atari preset, batch 16x50, C=100"
+    cp "$RUNS/atari_asterix_ram/metrics.jsonl" experiments/results/atari_asterix_ram_cpu.jsonl ;;
   discrete)
     # The discrete-action machinery of Appendix C (one-hot straight-through actions,
     # epsilon-greedy 0.4, predicted discount, tanh rewards, horizon 10, beta 0.1: the atari
@@ -102,5 +114,5 @@ case "${1:-state}" in
       --out experiments/results/gym_cartpole_discrete.png \
       --title "CartPole-v1 (gymnasium) from states, discrete actions, atari preset, 2-core CPU"
     cp "$RUNS/gym_cartpole_discrete/metrics.jsonl" experiments/results/gym_cartpole_discrete.jsonl ;;
-  *) echo "usage: $0 state|pixels|fig4|fig8|atari|atari_ram|discrete" >&2; exit 2 ;;
+  *) echo "usage: $0 state|pixels|fig4|fig8|atari|atari_ram|asterix_ram|discrete" >&2; exit 2 ;;
 esac
