@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import pathlib
 import sys
 import time
@@ -162,6 +163,15 @@ def repair_jsonl(path: pathlib.Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
+def format_eta(seconds: float) -> str:
+    """Remaining seconds as H:MM:SS (hours past 24 kept, not wrapped); '--' when unknown;
+    0:00:00 once the target is passed."""
+    if not math.isfinite(seconds) or seconds >= 1e7:
+        return "--"
+    minutes, secs = divmod(int(max(seconds, 0.0)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
 class Logger:
     """metrics.jsonl + TensorBoard scalars, keyed by env steps; a one-line progress display."""
 
@@ -209,8 +219,7 @@ class Logger:
             return
         self._last_print = now
         fps = (step - self._start_steps) / max(now - self._start_time, 1e-6)
-        eta = (self._total - step) / fps if fps > 0 else float("inf")
-        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta < 1e7 else "--"
+        eta_text = format_eta((self._total - step) / fps if fps > 0 else float("inf"))
         line = (f"[dreamer_jax] {step}/{self._total} env steps ({100 * step / self._total:5.1f}%) "
                 f"updates {updates} | {fps:6.1f} env steps/s | return {self.last_return:7.1f} "
                 f"eval {self.last_eval:7.1f} | ETA {eta_text}")

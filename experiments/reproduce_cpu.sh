@@ -12,6 +12,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs}"
+
+atari_ram() {  # game, updates per episode, checkpoint period (frames), plot title
+  .venv/bin/python -m dreamer_jax.train --preset atari --task "atari_$1" --obs state \
+    --batch_size 16 --train_steps "$2" --steps "${STEPS:-400000}" --eval_every 20000 \
+    --eval_episodes 3 --checkpoint_every "$3" --logdir "$RUNS/atari_$1_ram"
+  .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_$1_ram" \
+    --out "experiments/results/atari_$1_ram_cpu.png" --title "$4"
+  cp "$RUNS/atari_$1_ram/metrics.jsonl" "experiments/results/atari_$1_ram_cpu.jsonl"
+}
+
 case "${1:-state}" in
   state)
     # SEEDS="0 1" by default, one after another; to run them side by side, one per core, start
@@ -82,24 +92,11 @@ case "${1:-state}" in
     # The same Appendix C agent on Boxing, observing the bits of its 128-byte RAM (--obs state:
     # an MLP encoder/decoder instead of the conv nets; not the paper's pixels), batch 16x50,
     # 300 updates per ~7,100-frame episode, 400k frames; resumable (multi-session).
-    .venv/bin/python -m dreamer_jax.train --preset atari --task atari_boxing --obs state \
-      --batch_size 16 --train_steps 300 --steps "${STEPS:-400000}" --eval_every 20000 \
-      --eval_episodes 3 --checkpoint_every 20000 --logdir "$RUNS/atari_boxing_ram"
-    .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_boxing_ram" \
-      --out experiments/results/atari_boxing_ram_cpu.png \
-      --title "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode"
-    cp "$RUNS/atari_boxing_ram/metrics.jsonl" experiments/results/atari_boxing_ram_cpu.jsonl ;;
+    atari_ram boxing 300 20000 "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode" ;;
   asterix_ram)
-    # The same Appendix C agent on Asterix (dense rewards, ~1,000-frame random episodes) from
-    # the bits of its RAM (not the paper's pixels), batch 16x50, C=100 updates per episode
-    # (about the official code's 100 per 1,000 frames), one core; resumable (multi-session).
-    .venv/bin/python -m dreamer_jax.train --preset atari --task atari_asterix --obs state \
-      --batch_size 16 --train_steps 100 --steps "${STEPS:-400000}" --eval_every 20000 \
-      --eval_episodes 3 --checkpoint_every 10000 --logdir "$RUNS/atari_asterix_ram"
-    .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_asterix_ram" \
-      --out experiments/results/atari_asterix_ram_cpu.png \
-      --title "Asterix from its RAM bits (not pixels), atari preset, batch 16x50, C=100"
-    cp "$RUNS/atari_asterix_ram/metrics.jsonl" experiments/results/atari_asterix_ram_cpu.jsonl ;;
+    # The same on Asterix (dense rewards, ~1,000-frame random episodes), C=100 updates per
+    # episode (about the official code's 100 per 1,000 frames).
+    atari_ram asterix 100 10000 "Asterix from its RAM bits (not pixels), atari preset, batch 16x50, C=100" ;;
   discrete)
     # The discrete-action machinery of Appendix C (one-hot straight-through actions,
     # epsilon-greedy 0.4, predicted discount, tanh rewards, horizon 10, beta 0.1: the atari

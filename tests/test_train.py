@@ -320,6 +320,18 @@ def test_logger_shows_the_last_logged_returns_after_a_resume(tmp_path):
     resumed.close()
 
 
+@pytest.mark.parametrize("seconds, text", [
+    (0.0, "0:00:00"), (59.9, "0:00:59"), (3_661, "1:01:01"),
+    (30 * 3600 + 5 * 60 + 7, "30:05:07"),  # Past a day: 30 hours, not 06.
+    (-12.0, "0:00:00"),  # Seed episodes past --steps: nothing left, not 23:59:59.
+    (float("inf"), "--"), (float("nan"), "--"), (1e9, "--"),
+])
+def test_progress_eta_text(seconds, text):
+    from dreamer_jax import train
+
+    assert train.format_eta(seconds) == text
+
+
 def test_params_copy_acts_with_the_old_parameters_after_a_donating_update(make_tiny_config,
                                                                           env_specs,
                                                                           make_random_batch):
