@@ -88,9 +88,10 @@ def profile(size: str, calls: int, top: int = 0) -> dict:
         if event["name"].startswith(SKIP):
             continue
         ms = event["dur"] / 1e3 / calls
-        layer = group(names.get(event["name"], ""))
+        op_name = names.get(event["name"], "")
+        layer = group(op_name)
         by_group[layer] += ms
-        by_op[(layer, event["name"], names.get(event["name"], "")[-120:])] += ms
+        by_op[(layer, event["name"], op_name[-120:])] += ms
         matmul = event["name"].startswith(("dot", "ynn_fusion"))
         by_kind[f"{layer.split('/')[0].split(' ')[0]} {'matmul' if matmul else 'other ops'}"] += ms
     return {"size": size, "wall_s_per_update": statistics.median(walls),
