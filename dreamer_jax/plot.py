@@ -110,10 +110,11 @@ def plot(logdirs: list[pathlib.Path], out: pathlib.Path, *, title: str = "",
     ax.set_ylabel("episode return")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    # Below the axes: long run labels inside would cover the early part of the curves.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.2), ncol=1, frameon=False)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
 
 
 def draw_published(ax, key: str, max_step: int) -> None:

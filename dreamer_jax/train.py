@@ -1,7 +1,8 @@
 """`python -m dreamer_jax.train`: the thin host loop of Algorithm 1.
 
 S seed episodes of random actions, then repeat {C updates of world model, actor and value in
-one jitted step; collect one episode with the mode action + Normal(0, 0.3) noise}; evaluate
+one jitted step; collect one episode with actions sampled from the action model + Normal(0,
+0.3) noise (Algorithm 1; docs/fidelity.md)}; evaluate
 with the mode action every `eval_every` env steps and when the run ends. With `--overlap` the
 episode is collected in a thread during the C updates, by the parameters from before them.
 Everything lands in `--logdir`: episodes (`episodes/*.npz`), checkpoints, `config.json`,
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_preset() -> str:
-    """'paper' on an accelerator; on CPU 'cpu' (paper-scale pixels there take weeks)."""
+    """'paper' on an accelerator; on CPU 'cpu' (paper-scale pixels there take months)."""
     import jax
 
     return "paper" if jax.default_backend() != "cpu" else "cpu"

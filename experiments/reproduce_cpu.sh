@@ -45,16 +45,16 @@ case "${1:-state}" in
   fig4)
     # Figure 4 at CPU scale: value model (dreamer) vs none (only_action, V_R) vs online planning
     # (planet, CEM reduced to 200 candidates / top 20 / 5 iterations to fit a CPU), cartpole
-    # swing-up from states, cpu preset, 50k env steps each. The dreamer arm is the `state` run
-    # (same preset and seed; made first if absent).
-    [ -f "$RUNS/cpu_state_cartpole_s0/config.json" ] || SEEDS=0 bash "$0" state
+    # swing-up from states, cpu preset, 50k env steps each. The dreamer arm is the `state` runs
+    # (same preset, seeds 0 and 1; made first if absent). V_R and CEM use no discount.
+    [ -f "$RUNS/cpu_state_cartpole_s1/config.json" ] || bash "$0" state
     .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
       --behavior only_action --logdir "$RUNS/fig4_only_action" --steps 50000 --eval_every 5000 \
       --eval_episodes 5
     .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
       --behavior planet --plan_candidates 200 --plan_top_k 20 --plan_iterations 5 \
       --logdir "$RUNS/fig4_planet" --steps 50000 --eval_every 5000 --eval_episodes 5
-    .venv/bin/python -m dreamer_jax.plot "$RUNS/cpu_state_cartpole_s0" "$RUNS"/fig4_* \
+    .venv/bin/python -m dreamer_jax.plot "$RUNS"/cpu_state_cartpole_s[01] "$RUNS"/fig4_* \
       --out experiments/results/fig4_cpu.png --table experiments/results/fig4_cpu.md \
       --title "Figure 4 at CPU scale: cartpole_swingup from states, cpu preset"
     for b in only_action planet; do cp "$RUNS/fig4_$b/metrics.jsonl" "experiments/results/fig4_$b.jsonl"; done ;;

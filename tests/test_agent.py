@@ -1,5 +1,6 @@
-"""Tests of `dreamer_jax.agent`'s world-model loss in chunks (`conv_chunks`): the same numbers
-and gradients as in one piece, and less memory by XLA's own buffer assignment."""
+"""Tests of `dreamer_jax.agent`'s world-model loss: eq. 10 against a NumPy assembly of its terms,
+and in chunks (`conv_chunks`): the same numbers and gradients as in one piece, and less memory
+by XLA's own buffer assignment."""
 from __future__ import annotations
 
 import chex
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import jaxpr_eqns
 from dreamer_jax import agent
 
 
@@ -76,6 +78,59 @@ def test_world_model_loss_in_chunks_equals_one_piece(kind, objective, make_tiny_
     assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads[observation_model])) > 0
 
 
+def _np_normal_log_prob(x, mean):
+    """log N(x; mean, 1) per element."""
+    return -0.5 * (x - mean) ** 2 - 0.5 * np.log(2 * np.pi)
+
+
+def _np_gaussian_kl(mean_q, std_q, mean_p, std_p):
+    """KL(N(mean_q, std_q) || N(mean_p, std_p)) of diagonal Gaussians, summed over the last axis."""
+    return np.sum(np.log(std_p / std_q) + (std_q ** 2 + (mean_q - mean_p) ** 2) / (2 * std_p ** 2)
+                  - 0.5, axis=-1)
+
+
+@pytest.mark.parametrize("objective,free_nats,kl_scale,pcont,reward_transform", [
+    ("reconstruction", 0.0, 1.0, False, "none"),    # The KL above the free nats: it counts.
+    ("reconstruction", 1e3, 1.0, False, "none"),    # Below: max(KL, free nats) = free nats.
+    ("reconstruction", 0.0, 0.1, True, "tanh"),     # The atari preset's terms (Appendix C).
+    ("reward", 0.0, 1.0, True, "none"),             # No observation term at all.
+])
+def test_world_model_loss_is_eq10_assembled_from_its_terms(
+        objective, free_nats, kl_scale, pcont, reward_transform, make_tiny_config, env_specs,
+        make_random_batch):
+    """The loss against a NumPy assembly of eq. 10 from the model's own outputs (the networks
+    are not under test here, the sum of terms is): -ln q(o|s) - ln q(r|s) + beta max(KL, free
+    nats) - pcont_scale ln q(gamma d | s), each averaged over batch and time."""
+    spec = env_specs["state"]
+    cfg = make_tiny_config(objective=objective, pcont=pcont, reward_transform=reward_transform)
+    nets = agent.make_nets(cfg, spec)
+    world = agent.init_params(nets, jax.random.key(0))["world"]
+    batch = make_random_batch(spec, cfg.batch_size, cfg.seq_len, seed=3)
+    batch["reward"] = 3.0 * batch["reward"]  # Beyond tanh's linear range.
+    loss, out = agent.world_model_loss(
+        nets, world, batch, jax.random.key(1), free_nats=free_nats, kl_scale=kl_scale,
+        pcont_scale=cfg.pcont_scale, discount=cfg.discount, reward_transform=reward_transform)
+    feat = np.concatenate([out.post.stoch, out.post.deter], -1)
+    chex.assert_shape(feat, (cfg.batch_size, cfg.seq_len, cfg.stoch_size + cfg.deter_size))
+    post, prior = jax.tree.map(np.asarray, (out.post, out.prior))
+    kl = np.mean(_np_gaussian_kl(post.mean, post.std, prior.mean, prior.std))
+    reward = np.tanh(batch["reward"]) if reward_transform == "tanh" else batch["reward"]
+    reward_lp = np.mean(_np_normal_log_prob(reward, np.asarray(nets.reward.apply(world["reward"], feat))))
+    want = kl_scale * max(kl, free_nats) - reward_lp
+    if objective == "reconstruction":
+        recon = np.asarray(nets.decoder.apply(world["decoder"], feat))
+        want -= np.mean(np.sum(_np_normal_log_prob(batch["obs"], recon), -1))
+    if pcont:
+        logits = np.asarray(nets.pcont.apply(world["pcont"], feat), np.float64)
+        target = cfg.discount * batch["discount"]
+        log_sigmoid = lambda z: -np.logaddexp(0.0, -z)  # noqa: E731
+        want -= cfg.pcont_scale * np.mean(target * log_sigmoid(logits)
+                                          + (1 - target) * log_sigmoid(-logits))
+    assert (kl > free_nats) == (free_nats == 0.0)
+    np.testing.assert_allclose(out.metrics["kl"], kl, rtol=1e-5)
+    np.testing.assert_allclose(loss, want, rtol=1e-5)
+
+
 def test_conv_chunks_shrink_the_world_model_gradients_temp_memory(make_tiny_config, env_specs,
                                                                    make_random_batch):
     """XLA's buffer assignment (deterministic, not a timing): the encoder and decoder working
@@ -128,6 +183,6 @@ def test_default_conv_chunks_is_automatic_in_the_loss(obs, want_chunked, make_ti
     jaxpr = jax.make_jaxpr(lambda w: agent.world_model_loss(
         nets, w, batch, jax.random.key(1), free_nats=cfg.free_nats, kl_scale=cfg.kl_scale,
         pcont_scale=cfg.pcont_scale, discount=cfg.discount)[0])(params["world"]).jaxpr
-    lengths = [int(e.params["length"]) for e in jaxpr.eqns if e.primitive.name == "scan"]
+    lengths = [int(e.params["length"]) for e in jaxpr_eqns(jaxpr) if e.primitive.name == "scan"]
     assert lengths.count(8) == want_chunked, lengths  # encoder, decoder + log-likelihood
     assert 100 in lengths  # the RSSM's posterior scan over the sequence

@@ -1,6 +1,8 @@
 """dm_control environments: names, specs, action repeat, rendering backend selection."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -45,7 +47,34 @@ def test_pixel_env_renders_64x64_uint8_once_per_agent_step(monkeypatch):
     for _ in range(5):
         obs, *_ = env.step(np.zeros(1))
     assert len(calls) == 6  # Reset + 5 agent steps; the repeated frames are never rendered.
-    assert envs.select_gl_backend() in ("egl", "osmesa") or envs.select_gl_backend()
+
+
+def test_gl_backend_probe_picks_the_first_that_renders(monkeypatch):
+    """Unset: EGL first, OSMesa when EGL's probe fails; the choice lands in the environment.
+    Set by the user: kept without probing."""
+    import subprocess
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    tried = []
+
+    def probe(cmd, env, **kwargs):
+        tried.append(env["MUJOCO_GL"])
+        return subprocess.CompletedProcess(cmd, 0 if env["MUJOCO_GL"] == "osmesa" else 1)
+
+    monkeypatch.setattr(subprocess, "run", probe)
+    assert envs.select_gl_backend() == "osmesa" and tried == ["egl", "osmesa"]
+    assert os.environ["MUJOCO_GL"] == os.environ["PYOPENGL_PLATFORM"] == "osmesa"
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    assert envs.select_gl_backend() == "egl" and tried == ["egl", "osmesa"]
+
+
+def test_gl_backend_probe_on_this_machine(monkeypatch):
+    """The real probe (a subprocess that renders) finds a working backend here: CI installs
+    both EGL and OSMesa."""
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    assert envs.select_gl_backend() in ("egl", "osmesa")
 
 
 def test_no_gl_backend_names_the_packages(monkeypatch):

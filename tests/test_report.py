@@ -20,8 +20,10 @@ def test_open_loop_context_then_prediction(make_tiny_config, env_specs, make_ran
     # The prediction never sees frames after the context: changing them changes only the truth.
     changed = dict(batch, obs=batch["obs"].copy())
     changed["obs"][:, report.CONTEXT:] = 255 - changed["obs"][:, report.CONTEXT:]
-    _, model2 = report.make_report(nets)(params, changed, jax.random.key(1))
+    truth2, model2 = report.make_report(nets)(params, changed, jax.random.key(1))
     np.testing.assert_allclose(model, model2, atol=1e-6)
+    np.testing.assert_allclose(truth2[:, :report.CONTEXT], truth[:, :report.CONTEXT])
+    assert np.abs(np.asarray(truth2[:, report.CONTEXT:]) - np.asarray(truth[:, report.CONTEXT:])).min() > 0
     # ... while the context frames do change it.
     changed["obs"][:, 0] = 255 - changed["obs"][:, 0]
     _, model3 = report.make_report(nets)(params, changed, jax.random.key(1))

@@ -30,6 +30,10 @@ for kind in ("state",):  # Encoder, RSSM, heads, imagination (pixels only swap t
     for name, mesh in (("one", None), ("two", train_state.data_mesh())):
         update = train_state.make_update(cfg, spec, mesh)
         step, state = update.step, update.init(jax.random.key(0))
+        if mesh is not None:  # Every batch array is split along B, not replicated.
+            _, batch_in = step.lower(state, batches[0]).compile().input_shardings[0]
+            specs = {tuple(s.spec) for s in jax.tree.leaves(batch_in)}
+            out["batch_specs"] = sorted(map(list, specs))
         metrics = []
         for batch in batches:
             state, m = step(state, batch)
@@ -54,6 +58,7 @@ def test_two_device_update_equals_one_device_update():
                             env=env, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out.pop("batch_specs") == [["data"]]
     for kind, r in out.items():
         # Two updates of params and metrics; the only difference allowed is float reduction order.
         assert r["leaves"] > 10, kind
