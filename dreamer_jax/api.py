@@ -33,10 +33,21 @@ def load_agent(logdir: str, *, load_replay: bool = True) -> LoadedAgent:
     for name in ("config.json", "spec.json"):
         if not (path / name).exists():
             raise FileNotFoundError(f"{path / name} not found: is {logdir!r} a dreamer_jax logdir?")
-    config = config_lib.from_dict(json.loads((path / "config.json").read_text()))
-    spec_values = json.loads((path / "spec.json").read_text())
-    spec = agent_lib.EnvSpec(tuple(spec_values["obs_shape"]), spec_values["obs_dtype"],
-                             spec_values["action_dim"], spec_values["discrete"])
+    try:
+        values = json.loads((path / "config.json").read_text())
+        if not isinstance(values, dict):
+            raise TypeError(f"a JSON {type(values).__name__}, not an object")
+        config = config_lib.from_dict(values)
+    except (json.JSONDecodeError, TypeError) as e:
+        raise config_lib.ConfigError(f"{path / 'config.json'} is not a dreamer_jax config: "
+                                     f"{type(e).__name__}: {e}") from None
+    try:
+        spec_values = json.loads((path / "spec.json").read_text())
+        spec = agent_lib.EnvSpec(tuple(spec_values["obs_shape"]), spec_values["obs_dtype"],
+                                 spec_values["action_dim"], spec_values["discrete"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise config_lib.ConfigError(f"{path / 'spec.json'} is not a dreamer_jax spec: "
+                                     f"{type(e).__name__}: {e}") from None
     update = train_state.make_update(config, spec)
     template = update.init(jax.random.PRNGKey(0))
     restored = checkpoint.load_latest(path, template)

@@ -6,6 +6,7 @@ which is what `jax.lax.scan` emits. Callers (the train step, notebooks) jit thes
 """
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import chex
@@ -30,7 +31,7 @@ def imagine(nets: Nets, world_params, actor_params, start: rssm.RSSMState, key: 
     gradient flows into it. Gradients reach `actor_params` through the sampled actions and
     the (fixed) learned dynamics: the paper's analytic value gradients (eq. 7).
     """
-    chex.assert_rank(start.deter, 2)
+    check_imagine_inputs(nets, start, key, horizon)
     start = jax.tree.map(jax.lax.stop_gradient, start)
 
     def step(state, k):
@@ -46,6 +47,32 @@ def imagine(nets: Nets, world_params, actor_params, start: rssm.RSSMState, key: 
                                         unroll=nets.scan_unroll)
     states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s], 0), start, states)
     return Imagined(states, actions, rssm.feature(states))
+
+
+def check_imagine_inputs(nets: Nets, start: rssm.RSSMState, key, horizon) -> None:
+    """One-line ValueErrors for what a notebook plausibly gets wrong (static: shapes, types),
+    instead of an error from deep inside the scan."""
+    if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral) or horizon < 1:
+        raise ValueError(f"horizon={horizon!r} must be a positive integer (the paper: 15)")
+    if not isinstance(start, rssm.RSSMState):
+        raise ValueError(f"start must be an rssm.RSSMState, got {type(start).__name__}")
+    sizes = {"deter": nets.rssm.deter_size, "stoch": nets.rssm.stoch_size,
+             "mean": nets.rssm.stoch_size, "std": nets.rssm.stoch_size}
+    shapes = {name: tuple(getattr(start, name).shape) for name in sizes}
+    n = shapes["deter"][0] if shapes["deter"] else None
+    if any(len(shape) != 2 or shape != (n, sizes[name]) for name, shape in shapes.items()):
+        want = ", ".join(f"{name} [N, {size}]" for name, size in sizes.items())
+        got = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"start must have one batch axis: {want}; got {got} (flatten posteriors "
+                         f"[B, T, ...] first: jax.tree.map(lambda x: x.reshape((-1,) + "
+                         f"x.shape[2:]), post))")
+    typed = hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    raw = hasattr(key, "dtype") and key.dtype == jnp.uint32 and tuple(key.shape) == (2,)
+    if not ((typed and key.shape == ()) or raw):
+        got = (f"{key.dtype}{list(key.shape)}" if hasattr(key, "dtype")
+               else type(key).__name__)
+        raise ValueError(f"key must be one PRNG key (jax.random.key(0) or "
+                         f"jax.random.PRNGKey(0)), got {got}")
 
 
 def lambda_returns(reward: jax.Array, value: jax.Array, discount: jax.Array | float, *,

@@ -25,10 +25,29 @@ _NOT_EXPERIMENT = {"seed", "logdir", "steps", "progress", "eval_every", "eval_ep
                    "video_every"}
 
 
+def read_records(logdir: pathlib.Path) -> list[dict]:
+    """The records of `logdir/metrics.jsonl`. Lines that are not JSON (a live run mid-write, a
+    run stopped by a full disk and not resumed yet) are skipped with a warning."""
+    records, bad = [], 0
+    for line in (logdir / "metrics.jsonl").read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
+        else:
+            bad += 1
+    if bad:
+        print(f"dreamer_jax.plot: warning: skipped {bad} unreadable line(s) of "
+              f"{logdir}/metrics.jsonl", file=sys.stderr)
+    return records
+
+
 def read_series(logdir: pathlib.Path, key: str) -> tuple[list[int], list[float]]:
     steps, values = [], []
-    for line in (logdir / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in read_records(logdir):
         if key in record:
             steps.append(record["step"])
             values.append(record[key])
@@ -170,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default=None,
                         help="task whose published scores to draw (default: the runs' task)")
     args = parser.parse_args(argv)
+    formats = ("png", "pdf", "svg", "jpg", "jpeg")
+    if args.out.suffix.lower().lstrip(".") not in formats:
+        print(f"dreamer_jax.plot: error: --out={str(args.out)!r} must end in one of "
+              f"{', '.join('.' + f for f in formats)}", file=sys.stderr)
+        return 2
     for logdir in args.logdirs:
         if not (logdir / "metrics.jsonl").exists():
             print(f"dreamer_jax.plot: error: {logdir}/metrics.jsonl not found", file=sys.stderr)

@@ -15,6 +15,7 @@ import os
 import pathlib
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def load_episode(path: pathlib.Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             episode = {k: data[k] for k in KEYS}
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(f"{path.name}: {type(e).__name__}: {e}") from None
     lengths = {len(v) for v in episode.values()}
     if len(lengths) != 1:

@@ -86,16 +86,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dreamer_jax import api
     from dreamer_jax.checkpoint import CheckpointError
     from dreamer_jax.config import ConfigError
+    from dreamer_jax.files import WriteError
 
     parser = argparse.ArgumentParser(prog="python -m dreamer_jax.report", description=__doc__.split("\n")[0])
     parser.add_argument("--logdir", required=True)
     parser.add_argument("--sequences", type=int, default=6, help="columns of the video")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="GIF path (default LOGDIR/videos/openloop-STEP.gif)")
+    parser.add_argument("--out", default=None, help="GIF path (default LOGDIR/videos/"
+                        "openloop-STEP-report-seedSEED.gif: never the training run's own videos)")
     args = parser.parse_args(argv)
     try:
         if args.sequences <= 0:
             raise ReportError(f"--sequences={args.sequences} must be a positive integer")
+        if args.seed < 0:
+            raise ReportError(f"--seed={args.seed} must be >= 0")
         loaded = api.load_agent(args.logdir)
         report = make_report(loaded.nets)
         length = loaded.config.seq_len
@@ -107,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch = loaded.replay.sample(rng, args.sequences, length)
         step = loaded.meta["counters"]["env_steps"]
         out = pathlib.Path(args.out) if args.out else (
-            pathlib.Path(args.logdir) / "videos" / f"openloop-{step:010d}.gif")
+            pathlib.Path(args.logdir) / "videos" / f"openloop-{step:010d}-report-seed{args.seed}.gif")
         write_open_loop_video(report, loaded.params["world"], batch, jax.random.key(args.seed), out)
-    except (ReportError, FileNotFoundError, CheckpointError, ConfigError) as e:
+    except (ReportError, OSError, CheckpointError, ConfigError, WriteError) as e:
         print(f"dreamer_jax.report: error: {e}", file=sys.stderr)
         return 2
     print(out)

@@ -241,8 +241,27 @@ def make_acting_policy(nets: agent.Nets) -> Callable:
     return jax.jit(act)
 
 
+def check_batch(spec: agent.EnvSpec, batch: dict) -> None:
+    """One-line ValueError unless `batch` is laid out as `Replay.sample` makes them for `spec`:
+    obs [B, T, *obs_shape] of obs_dtype, action [B, T, action_dim] (one-hot when discrete)."""
+    missing = sorted({"obs", "action"} - set(batch))
+    if missing:
+        raise ValueError(f"batch lacks {', '.join(missing)}: pass a batch of Replay.sample")
+    obs, action = batch["obs"], batch["action"]
+    want_obs = f"[B, T, {', '.join(map(str, spec.obs_shape))}] {spec.obs_dtype}"
+    if (obs.ndim != 2 + len(spec.obs_shape) or tuple(obs.shape[2:]) != tuple(spec.obs_shape)
+            or str(obs.dtype) != spec.obs_dtype):
+        raise ValueError(f"batch obs must be {want_obs} (as Replay.sample returns; add a batch "
+                         f"axis to one episode), got {list(obs.shape)} {obs.dtype}")
+    if tuple(action.shape) != tuple(obs.shape[:2]) + (spec.action_dim,):
+        kind = "one-hot " if spec.discrete else ""
+        raise ValueError(f"batch action must be {kind}[B, T, {spec.action_dim}] matching obs "
+                         f"{list(obs.shape[:2])}, got {list(action.shape)}")
+
+
 def observe_posteriors(nets: agent.Nets, world_params, batch: dict, key: jax.Array) -> rssm.RSSMState:
     """Posterior states [B, T, ...] of a replay batch (for reports and notebooks)."""
+    check_batch(nets.spec, batch)
     embed = nets.encoder.apply(world_params["encoder"], agent.preprocess(batch["obs"]))
     post, _ = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"], key,
                            unroll=nets.scan_unroll)

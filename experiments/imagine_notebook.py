@@ -18,15 +18,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dreamer_jax import agent as agent_lib, api, imagine, train_state  # noqa: E402
+from dreamer_jax.checkpoint import CheckpointError  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--logdir", default="logdir/dmc_walker_walk")
 parser.add_argument("--out", default=None, help="PNG path (default: LOGDIR/imagination.png)")
 parser.add_argument("--starts", type=int, default=8, help="replay sequences to start from")
-args, _ = parser.parse_known_args()
+args, unknown = parser.parse_known_args()  # Jupyter passes its own (-f kernel.json).
+if args.starts <= 0:
+    parser.error(f"--starts={args.starts} must be a positive integer")
+if [a for a in unknown if a.startswith("--")]:
+    print(f"imagine_notebook: warning: ignoring {' '.join(unknown)}")
 
 # %% Load the run: config, networks, parameters, episodes.
-loaded = api.load_agent(args.logdir)
+try:
+    loaded = api.load_agent(args.logdir)
+except (OSError, ValueError, CheckpointError) as e:  # No run there yet, no checkpoint yet.
+    raise SystemExit(f"imagine_notebook: error: {e}") from None
 config, nets, params = loaded.config, loaded.nets, loaded.params
 print(f"{config.task}: {loaded.meta['counters']['env_steps']} env steps, "
       f"{loaded.meta['counters']['updates']} updates")

@@ -115,7 +115,8 @@ def test_world_model_loss_is_eq10_assembled_from_its_terms(
     post, prior = jax.tree.map(np.asarray, (out.post, out.prior))
     kl = np.mean(_np_gaussian_kl(post.mean, post.std, prior.mean, prior.std))
     reward = np.tanh(batch["reward"]) if reward_transform == "tanh" else batch["reward"]
-    reward_lp = np.mean(_np_normal_log_prob(reward, np.asarray(nets.reward.apply(world["reward"], feat))))
+    reward_pred = np.asarray(nets.reward.apply(world["reward"], feat))
+    reward_lp = np.mean(_np_normal_log_prob(reward, reward_pred))
     want = kl_scale * max(kl, free_nats) - reward_lp
     if objective == "reconstruction":
         recon = np.asarray(nets.decoder.apply(world["decoder"], feat))

@@ -202,6 +202,34 @@ def test_imagine_shapes_and_start(continuous):
     chex.assert_tree_all_finite(traj)
 
 
+BAD_IMAGINE_INPUTS = {  # name -> (change to the valid arguments, the one line expected)
+    "posteriors [B, T]": (lambda a: dict(a, start=jax.tree.map(
+        lambda x: x.reshape((2, 3) + x.shape[1:]), a["start"])),
+        r"start must have one batch axis: deter \[N, 16\].*got deter \(2, 3, 16\)"),
+    "stoch too small": (lambda a: dict(a, start=a["start"]._replace(stoch=a["start"].stoch[:, :3])),
+                        r"start must have one batch axis.*stoch \(6, 3\)"),
+    "a plain tuple": (lambda a: dict(a, start=tuple(a["start"])),
+                      "start must be an rssm.RSSMState, got tuple"),
+    "horizon 0": (lambda a: dict(a, horizon=0), "horizon=0 must be a positive integer"),
+    "horizon 2.5": (lambda a: dict(a, horizon=2.5), "horizon=2.5 must be a positive integer"),
+    "int seed": (lambda a: dict(a, key=0), "key must be one PRNG key .* got int"),
+    "two keys": (lambda a: dict(a, key=jax.random.split(a["key"], 2)),
+                 r"key must be one PRNG key .* got key<fry>\[2\]"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_IMAGINE_INPUTS)
+def test_imagine_bad_inputs_one_line(continuous, case):
+    """What a notebook plausibly gets wrong, named in one line before anything is traced."""
+    _, nets, params, start = continuous
+    change, message = BAD_IMAGINE_INPUTS[case]
+    args = change(dict(start=start, key=jax.random.key(1), horizon=HORIZON))
+    with pytest.raises(ValueError, match=message) as info:
+        imagine.imagine(nets, params["world"], params["actor"], args["start"], args["key"],
+                        horizon=args["horizon"])
+    assert "\n" not in str(info.value)
+
+
 def test_imagine_discrete_actions_are_one_hot(make_tiny_config, env_specs, make_random_params):
     cfg = make_tiny_config(horizon=HORIZON)
     nets, params, start = build(cfg, env_specs["discrete"], make_random_params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from dreamer_jax import config as config_lib, plot, published
 
@@ -69,3 +70,30 @@ def test_published_points_up_to_the_planned_end_of_a_run_in_progress(tmp_path, m
         key=key, max_step=max_step))
     plot.plot([run], tmp_path / "curve.png")
     assert drawn == {"key": "cartpole_swingup", "max_step": 100_000}
+
+
+def test_unreadable_lines_are_skipped_with_a_warning(tmp_path, capsys):
+    """A live run mid-write or a run cut by a full disk (not resumed yet): the rest plots."""
+    run = fake_run(tmp_path, "a", [(1000, 100), (2000, 300)])
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('\n{"step": 3000, "eval_ret')  # A blank line and a cut one.
+    steps, values = plot.eval_curve([run])
+    np.testing.assert_array_equal(steps, [1000, 2000])
+    np.testing.assert_array_equal(values, [[100, 300]])
+    assert "skipped 2 unreadable line(s)" in capsys.readouterr().err
+    out = tmp_path / "curves.png"
+    assert plot.main([str(run), "--out", str(out)]) == 0 and out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--out", "curves.gif"], "--out='curves.gif' must end in one of .png"),
+    (["--out", "c.png", "--reference", "cartpole_upswing"], "--reference='cartpole_upswing' has no"),
+    (["NOLOGDIR", "--out", "c.png"], "NOLOGDIR/metrics.jsonl not found"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, capsys, args, expect, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = fake_run(tmp_path, "a", [(1000, 100)])
+    assert plot.main([str(run), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err
+    assert not list(tmp_path.glob("c*"))  # Nothing written.

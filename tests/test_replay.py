@@ -60,6 +60,24 @@ def test_ram_budget_drops_oldest_from_ram_not_disk(tmp_path):
     assert set(batch["reward"][:, 0].astype(int)) == {30, 40}  # Only the two newest in RAM.
 
 
+def test_bit_flips_inside_an_episode_are_a_valueerror(tmp_path):
+    """Damage inside the compressed data (a bad disk, a bad copy) surfaces as zlib or CRC
+    errors when numpy reads a member: each is the one ValueError that `load` skips with a
+    warning, never another exception."""
+    path = replay_lib.save_episode(tmp_path, "000000-50", make_episode(50))
+    good = path.read_bytes()
+    kinds = set()
+    for position in range(40, len(good) - 200, max(1, (len(good) - 240) // 40)):
+        bad = bytearray(good)
+        bad[position] ^= 0xFF
+        path.write_bytes(bytes(bad))
+        try:
+            replay_lib.load_episode(path)
+        except ValueError as e:
+            kinds.add(str(e).split(":")[1].strip())
+    assert {"error", "BadZipFile"} <= kinds, kinds  # zlib.error and bad CRCs both seen.
+
+
 def test_load_skips_corrupt_and_partial_files(tmp_path):
     replay = replay_lib.Replay(tmp_path, ram_bytes=2**30)
     replay.add(make_episode(10))

@@ -84,8 +84,25 @@ def test_report_writes_open_loop_gif(pixel_run, tmp_path):
     assert truth.std() > 0 and np.abs(truth - model).mean() > 0  # Real frames; not a copy.
 
 
+def test_report_default_path_keeps_the_runs_own_videos(pixel_run):
+    """The run writes videos/openloop-STEP.gif at a checkpoint step too; the report's default
+    name differs, so the run's own video is never replaced."""
+    videos = pixel_run / "videos"
+    before = {p.name: p.read_bytes() for p in videos.glob("*.gif")}
+    assert before, "the pixel run wrote no video"
+    result = run_cli("--logdir", str(pixel_run), "--sequences", "2", "--seed", "3",
+                     module="dreamer_jax.report")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = pathlib.Path(result.stdout.strip().splitlines()[-1])
+    assert out.parent == videos and out.name.endswith("-report-seed3.gif") and out.exists()
+    assert {p.name: p.read_bytes() for p in videos.glob("*.gif") if p != out} == before
+    out.unlink()
+
+
 @pytest.mark.parametrize("args,expect", [
     (["--sequences", "0"], "--sequences=0"),
+    (["--seed", "-1"], "--seed=-1 must be >= 0"),
+    (["--out", "/proc/forbidden.gif"], "cannot write /proc/forbidden.gif"),
     (["--logdir", "/nonexistent/run"], "not found"),
 ])
 def test_report_bad_input_one_line_exit_2(pixel_run, args, expect):
@@ -132,6 +149,20 @@ def test_notebook_example_runs_imagine(pixel_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "imagined states (6, 3, 20)" in result.stdout  # H+1=6, N=3, feat 16+4
     assert out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--logdir", "/nonexistent/run"],
+     "imagine_notebook: error: /nonexistent/run/config.json not found"),
+    (["--starts", "0"], "--starts=0 must be a positive integer"),
+])
+def test_notebook_example_bad_input_one_line(pixel_run, args, expect):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = args if args[0] == "--logdir" else ["--logdir", str(pixel_run), *args]
+    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "imagine_notebook.py"),
+                             *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert expect in result.stderr.strip().splitlines()[-1], result.stderr
 
 
 @pytest.mark.parametrize("args, expect", [

@@ -296,3 +296,42 @@ def test_default_imag_chunks_is_automatic(make_tiny_config, env_specs, make_rand
     assert agent.auto_chunks(1600, agent.IMAG_CHUNK_ROWS) == 2
     assert 2 in lengths[0] and 2 not in lengths[1], lengths
     assert cfg.horizon in lengths[0] and cfg.horizon in lengths[1], lengths
+
+
+BAD_BATCHES = {  # name -> (spec, change to a valid batch, the one line expected)
+    "one episode, no batch axis": (
+        "image", lambda b: dict(b, obs=b["obs"][0]),
+        r"batch obs must be \[B, T, 64, 64, 3\] uint8 .* got \[8, 64, 64, 3\]"),
+    "float frames": ("image", lambda b: dict(b, obs=b["obs"].astype(np.float32)),
+                     r"batch obs must be .* uint8 .* got \[2, 8, 64, 64, 3\] float32"),
+    "84x84 frames": ("image", lambda b: dict(b, obs=np.zeros((2, 8, 84, 84, 3), np.uint8)),
+                     r"got \[2, 8, 84, 84, 3\] uint8"),
+    "integer actions": (
+        "discrete", lambda b: dict(b, action=b["action"].argmax(-1)),
+        r"batch action must be one-hot \[B, T, 3\] matching obs \[2, 8\], got \[2, 8\]"),
+    "no actions": ("state", lambda b: {"obs": b["obs"]}, "batch lacks action"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BATCHES)
+def test_observe_posteriors_bad_batch_one_line(case, make_tiny_config, env_specs,
+                                               make_random_batch):
+    kind, change, message = BAD_BATCHES[case]
+    spec = env_specs[kind]
+    batch = change(make_random_batch(spec, 2, 8))
+    with pytest.raises(ValueError, match=message) as info:
+        train_state.check_batch(spec, batch)
+    assert "\n" not in str(info.value)
+
+
+def test_observe_posteriors_checks_its_batch(make_tiny_config, env_specs, make_random_batch):
+    """The check guards the notebook entry point: a valid batch gives [B, T] posteriors."""
+    cfg, spec = make_tiny_config(), env_specs["state"]
+    nets = agent.make_nets(cfg, spec)
+    world = agent.init_params(nets, jax.random.key(0))["world"]
+    batch = make_random_batch(spec, 2, 8)
+    post = train_state.observe_posteriors(nets, world, batch, jax.random.key(1))
+    chex.assert_shape(post.deter, (2, 8, cfg.deter_size))
+    with pytest.raises(ValueError, match="batch obs must be"):
+        train_state.observe_posteriors(nets, world, dict(batch, obs=batch["obs"][0]),
+                                       jax.random.key(1))
