@@ -162,6 +162,7 @@ def world_model_loss(nets: Nets, world_params, batch: dict, key: jax.Array, *, f
     (contrastive) or nothing (reward)."""
     chex.assert_rank(batch["reward"], 2)
     bt = batch["reward"].shape
+    chex.assert_equal_shape_prefix([batch[k] for k in ("obs", "action", "reward", "discount")], 2)
     flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [B, T, ...] -> [B*T, ...]
     encode = lambda o: nets.encoder.apply(world_params["encoder"], preprocess(o))  # noqa: E731
     # State vectors stay in one piece: small MLP working sets.
@@ -272,6 +273,8 @@ def policy_step(nets: Nets, params, carry: PolicyCarry, obs: jax.Array, key: jax
     (`sample` false, `noise` 0): the mode action. `noise` is the std of additive Normal noise
     (continuous, Appendix A: 0.3) or epsilon of epsilon-greedy (discrete, Appendix C).
     """
+    chex.assert_shape(obs, (None,) + nets.spec.obs_shape)
+    chex.assert_equal_shape_prefix([obs, carry.action, carry.latent.deter], 1)
     obs_key, sample_key, noise_key, eps_key = jax.random.split(key, 4)
     world = params["world"]
     embed = nets.encoder.apply(world["encoder"], preprocess(obs))

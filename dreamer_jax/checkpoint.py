@@ -52,12 +52,13 @@ def _restore(path: pathlib.Path, template: Any) -> tuple[Any, dict]:
         raise ValueError(f"{path.name} is unreadable ({type(e).__name__})") from None
     want = flax.serialization.to_state_dict(template)
     want_shapes = jax.tree.map(np.shape, want)
-    try:
+    try:  # np.shape of a decodable but foreign object (a ragged list) raises ValueError.
         got_shapes = jax.tree.map(np.shape, state_dict)
-        same = jax.tree.structure(want_shapes) == jax.tree.structure(got_shapes) and all(
-            a == b for a, b in zip(jax.tree.leaves(want_shapes), jax.tree.leaves(got_shapes)))
-    except Exception:  # noqa: BLE001
-        same = False
+    except (ValueError, TypeError):
+        got_shapes = None
+    same = got_shapes is not None and (
+        jax.tree.structure(want_shapes) == jax.tree.structure(got_shapes) and all(
+            a == b for a, b in zip(jax.tree.leaves(want_shapes), jax.tree.leaves(got_shapes))))
     if not same:
         raise CheckpointError(
             f"checkpoint {path} does not fit this model (different sizes or networks); "

@@ -171,11 +171,13 @@ class Config:
     paper's numbers) or 'bfloat16' (faster on GPUs; parameters, optimizer states, losses and the
     RSSM recurrence stay float32). Not faster on CPUs without bf16 units (docs/speed.md)."""
     replay_ram_gib: float = 8.0
-    """RAM budget of the in-memory episode cache; oldest episodes are dropped from RAM (never from
-    disk) when it is exceeded."""
+    """RAM budget of the in-memory episode cache, which is what is sampled; oldest episodes are
+    dropped from RAM (never from disk) when it is exceeded. 8 GiB holds ~1.4M env steps of 64x64
+    pixels at action repeat 2; the paper samples from all data: raise it for longer runs
+    (docs/fidelity.md)."""
     replay_capacity: int = 0
-    """Most env steps of episodes kept for sampling (FIFO, whole episodes); 0 keeps all, as the
-    paper does. The RAM needed is printed at start."""
+    """Most env steps of episodes kept for sampling (FIFO, whole episodes); 0: no limit but
+    `replay_ram_gib`. The RAM needed is printed at start."""
     replay_evict_disk: bool = False
     """Delete episodes from disk too when they leave the replay (capacity or RAM budget);
     by default every episode stays on disk."""
@@ -255,6 +257,12 @@ _NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min
 _POSITIVE_FLOAT = ("model_lr", "actor_lr", "value_lr", "grad_clip", "adam_eps", "mean_scale",
                    "init_std", "min_std", "replay_ram_gib")
 _UNIT_INTERVAL = ("discount", "lambda_")
+
+
+# Fields that may change when a run is resumed (how long / how it is logged, not what it learns).
+# replay_capacity / replay_evict_disk change what is sampled: they are part of the experiment.
+RUNTIME_FIELDS = ("steps", "logdir", "progress", "eval_every", "eval_episodes", "log_every",
+                  "checkpoint_every", "replay_ram_gib", "max_nonfinite", "video_every")
 
 
 def field_names() -> tuple[str, ...]:

@@ -267,7 +267,8 @@ def tanh_normal(mean: jax.Array, std: jax.Array) -> distrax.Distribution:
 
 
 def tanh_normal_mode(mean: jax.Array) -> jax.Array:
-    """Deterministic action for evaluation and for exploration-noise centering: tanh(mean)."""
+    """The deterministic action of evaluation: tanh(mean). (Training collection samples the
+    action model and adds the exploration noise to the sample.)"""
     return jnp.tanh(mean)
 
 

@@ -13,9 +13,6 @@ import chex
 import jax
 import jax.numpy as jnp
 
-OBJECTIVES = ("reconstruction", "contrastive", "reward")
-
-
 def pairwise_gaussian_log_prob(x: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
     """[N, M]: ln N(x_i; mean_j, diag(std_j^2)) for x [N, F] and mean, std [M, F].
 

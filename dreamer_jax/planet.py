@@ -28,14 +28,8 @@ class PlannerConfig(NamedTuple):
 def rollout_returns(nets, world_params, start: rssm.RSSMState, actions: jax.Array,
                     key: jax.Array) -> jax.Array:
     """Sum of predicted rewards r(s_1..s_H) [C] of action sequences [C, H, A] from `start` [C]."""
-    def step(state, inputs):
-        action, k = inputs
-        state = rssm.img_step(nets.rssm, world_params["rssm"], state, action, k)
-        return state, rssm.feature(state)
-
-    keys = jax.random.split(key, actions.shape[1])
-    _, feat = jax.lax.scan(step, start, (jnp.swapaxes(actions, 0, 1), keys))  # [H, C, F]
-    return nets.reward.apply(world_params["reward"], feat).sum(0)
+    states = rssm.imagine_open_loop(nets.rssm, world_params["rssm"], start, actions, key)
+    return nets.reward.apply(world_params["reward"], rssm.feature(states)).sum(1)  # [C, H] -> [C]
 
 
 def cem(score, key: jax.Array, shape: tuple[int, ...], cfg: PlannerConfig

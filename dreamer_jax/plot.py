@@ -18,11 +18,10 @@ import sys
 import numpy as np
 
 from dreamer_jax import published
+from dreamer_jax.config import RUNTIME_FIELDS
 
-# Fields that do not make two runs different experiments.
-_NOT_EXPERIMENT = {"seed", "logdir", "steps", "progress", "eval_every", "eval_episodes",
-                   "log_every", "checkpoint_every", "replay_ram_gib", "max_nonfinite",
-                   "video_every"}
+# Fields that do not make two runs different experiments: seeds pool into one curve.
+_NOT_EXPERIMENT = {"seed", *RUNTIME_FIELDS}
 
 
 def read_records(logdir: pathlib.Path) -> list[dict]:

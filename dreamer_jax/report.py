@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dreamer_jax import agent, rssm
+from dreamer_jax import agent, rssm, train_state
 
 CONTEXT = 5
 
@@ -34,9 +34,8 @@ def open_loop(nets: agent.Nets, world_params, batch: dict, key: jax.Array, *,
     reconstructions of posterior states, later ones decoded open-loop priors."""
     obs_key, img_key = jax.random.split(key)
     truth = agent.preprocess(batch["obs"])
-    embed = nets.encoder.apply(world_params["encoder"], truth[:, :context])
-    post, _ = rssm.observe(nets.rssm, world_params["rssm"], embed, batch["action"][:, :context],
-                           obs_key)
+    post = train_state.observe_posteriors(
+        nets, world_params, {k: batch[k][:, :context] for k in ("obs", "action")}, obs_key)
     last = jax.tree.map(lambda x: x[:, -1], post)
     prior = rssm.imagine_open_loop(nets.rssm, world_params["rssm"], last,
                                    batch["action"][:, context:], img_key)

@@ -21,12 +21,7 @@ import time
 from typing import Any, Sequence
 
 from dreamer_jax import config as config_lib
-from dreamer_jax.config import Config, ConfigError
-
-# Fields that may change when a run is resumed (how long / how it is logged, not what it learns).
-RUNTIME_FIELDS = ("steps", "logdir", "progress", "eval_every", "eval_episodes", "log_every",
-                  "checkpoint_every", "replay_ram_gib", "max_nonfinite", "video_every")
-# replay_capacity / replay_evict_disk change what is sampled: they are part of the experiment.
+from dreamer_jax.config import RUNTIME_FIELDS, Config, ConfigError
 
 
 class TrainingDiverged(RuntimeError):
@@ -489,7 +484,8 @@ def train(config: Config, note: str | None = None) -> None:
         if video and counters["env_steps"] - counters["last_video"] >= config.video_every:
             batch = replay.sample(video_rng, 6, config.seq_len)
             report_lib.write_open_loop_video(
-                video, agent.state.params["world"], batch, jax.random.key(counters["env_steps"]),
+                video, agent.state.params["world"], batch,
+                jax.random.fold_in(jax.random.key(config.seed), counters["env_steps"]),
                 logdir / "videos" / f"openloop-{counters['env_steps']:010d}.gif")
             counters["last_video"] = counters["env_steps"]
         if counters["env_steps"] - counters["last_ckpt"] >= config.checkpoint_every:

@@ -160,7 +160,11 @@ def write_results(stem: pathlib.Path, record: dict, markdown: str) -> None:
 
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """VmHWM (`memory.memory_gib`); ru_maxrss where there is no /proc."""
+    from dreamer_jax import memory
+
+    peak = memory.memory_gib().get("peak_rss_gib")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def main() -> None:

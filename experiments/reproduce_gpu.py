@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import pathlib
 import shutil
@@ -56,6 +57,13 @@ def _split(text: str) -> list[str]:
     return [t for t in text.replace(",", " ").split() if t]
 
 
+def keep_all_replay_gib(steps: int, action_repeat: int) -> int:
+    """`--replay_ram_gib` that keeps every episode of a run in RAM, as the paper samples from all
+    data: 64x64x3 uint8 frames plus actions and rewards (~12.3 KB per agent step), +10%, at least
+    the default 8."""
+    return max(8, math.ceil(steps / action_repeat * 12_400 * 1.1 / 2**30))
+
+
 def plan(experiment: str, tasks: list[str] | None, seeds: list[int], steps: int | None,
          horizons: list[int]) -> list[Run]:
     """The runs of one experiment; every flag is one of dreamer_jax.train's."""
@@ -71,7 +79,8 @@ def plan(experiment: str, tasks: list[str] | None, seeds: list[int], steps: int 
                     tag = f"_{objective}" if objective else ""
                     runs.append(Run(f"{experiment}/{task}{tag}_s{seed}", task, (
                         "--preset", "paper", "--task", f"dmc_{task}", "--seed", str(seed),
-                        "--steps", str(steps), *extra)))
+                        "--steps", str(steps), "--replay_ram_gib",
+                        str(keep_all_replay_gib(steps, 2)), *extra)))
     elif experiment == "fig4":
         steps = steps or published.TABLE_G_STEPS
         for task in tasks or FIG4_TASKS:
@@ -81,14 +90,15 @@ def plan(experiment: str, tasks: list[str] | None, seeds: list[int], steps: int 
                     for seed in seeds:
                         runs.append(Run(f"fig4/{task}_{behavior}_h{horizon}_s{seed}", task, (
                             "--preset", "paper", "--task", f"dmc_{task}", "--seed", str(seed),
-                            "--steps", str(steps), "--behavior", behavior, *length)))
+                            "--steps", str(steps), "--replay_ram_gib",
+                            str(keep_all_replay_gib(steps, 2)), "--behavior", behavior, *length)))
     elif experiment == "atari":
         steps = steps or published.TABLE_G_STEPS
         for game in tasks or ("boxing", "pong"):
             for seed in seeds:
                 runs.append(Run(f"atari/{game}_s{seed}", f"atari_{game}", (
                     "--preset", "atari", "--task", f"atari_{game}", "--seed", str(seed),
-                    "--steps", str(steps))))
+                    "--steps", str(steps), "--replay_ram_gib", str(keep_all_replay_gib(steps, 4)))))
     else:
         raise ValueError(experiment)
     return runs
@@ -182,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(args.experiment, tasks, seeds, args.steps, horizons)
     check(runs)
     total = sum(int(r.args[r.args.index("--steps") + 1]) for r in runs)
+    ram = max(int(r.args[r.args.index("--replay_ram_gib") + 1]) for r in runs)
     print(f"[reproduce_gpu] {args.experiment}: {len(runs)} runs, {total:.3g} env steps, "
-          f"~{total / 1e6 * PAPER_HOURS_PER_MILLION:.0f} GPU-hours at the paper's 3 h per 1e6 (V100)")
+          f"~{total / 1e6 * PAPER_HOURS_PER_MILLION:.0f} GPU-hours at the paper's 3 h per 1e6 (V100); "
+          f"replay RAM up to {ram} GiB per run (every episode stays sampled, as in the paper) "
+          f"x the runs at a time (--per_gpu x GPUs)")
     if args.dry_run:
         for run in runs:
             print(" ".join(run.command(args.runs, "python")))

@@ -20,6 +20,8 @@ def test_table_g_plans_every_paper_task_and_seed_at_5e6():
     assert {r.task for r in runs} == set(envs.PAPER_TASKS) == set(published.TABLE_G)
     for run in runs:
         assert run.args[run.args.index("--steps") + 1] == "5000000"
+        # 2.5M agent steps x 12.4 KB x 1.1 = 31.8 GiB: every episode stays in RAM.
+        assert run.args[run.args.index("--replay_ram_gib") + 1] == "32"
         assert run.args[:2] == ("--preset", "paper")
 
 
