@@ -109,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
         batch = loaded.replay.sample(rng, args.sequences, length)
         step = loaded.meta["counters"]["env_steps"]
-        out = pathlib.Path(args.out) if args.out else (
-            pathlib.Path(args.logdir) / "videos" / f"openloop-{step:010d}-report-seed{args.seed}.gif")
+        name = f"openloop-{step:010d}-report-seed{args.seed}.gif"
+        out = pathlib.Path(args.out) if args.out else pathlib.Path(args.logdir) / "videos" / name
         write_open_loop_video(report, loaded.params["world"], batch, jax.random.key(args.seed), out)
     except (ReportError, OSError, CheckpointError, ConfigError, WriteError) as e:
         print(f"dreamer_jax.report: error: {e}", file=sys.stderr)
