@@ -11,6 +11,8 @@ import pytest
 
 from conftest import jaxpr_eqns
 from dreamer_jax import agent
+from test_nets import normal_logpdf
+from test_rssm import kl_reference
 
 
 class ChunkedTest(chex.TestCase):
@@ -78,17 +80,6 @@ def test_world_model_loss_in_chunks_equals_one_piece(kind, objective, make_tiny_
     assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads[observation_model])) > 0
 
 
-def _np_normal_log_prob(x, mean):
-    """log N(x; mean, 1) per element."""
-    return -0.5 * (x - mean) ** 2 - 0.5 * np.log(2 * np.pi)
-
-
-def _np_gaussian_kl(mean_q, std_q, mean_p, std_p):
-    """KL(N(mean_q, std_q) || N(mean_p, std_p)) of diagonal Gaussians, summed over the last axis."""
-    return np.sum(np.log(std_p / std_q) + (std_q ** 2 + (mean_q - mean_p) ** 2) / (2 * std_p ** 2)
-                  - 0.5, axis=-1)
-
-
 @pytest.mark.parametrize("objective,free_nats,kl_scale,pcont,reward_transform", [
     ("reconstruction", 0.0, 1.0, False, "none"),    # The KL above the free nats: it counts.
     ("reconstruction", 1e3, 1.0, False, "none"),    # Below: max(KL, free nats) = free nats.
@@ -112,15 +103,14 @@ def test_world_model_loss_is_eq10_assembled_from_its_terms(
         pcont_scale=cfg.pcont_scale, discount=cfg.discount, reward_transform=reward_transform)
     feat = np.concatenate([out.post.stoch, out.post.deter], -1)
     chex.assert_shape(feat, (cfg.batch_size, cfg.seq_len, cfg.stoch_size + cfg.deter_size))
-    post, prior = jax.tree.map(np.asarray, (out.post, out.prior))
-    kl = np.mean(_np_gaussian_kl(post.mean, post.std, prior.mean, prior.std))
+    kl = np.mean(kl_reference(out.post, out.prior))
     reward = np.tanh(batch["reward"]) if reward_transform == "tanh" else batch["reward"]
     reward_pred = np.asarray(nets.reward.apply(world["reward"], feat))
-    reward_lp = np.mean(_np_normal_log_prob(reward, reward_pred))
+    reward_lp = np.mean(normal_logpdf(reward, reward_pred, 1.0))
     want = kl_scale * max(kl, free_nats) - reward_lp
     if objective == "reconstruction":
         recon = np.asarray(nets.decoder.apply(world["decoder"], feat))
-        want -= np.mean(np.sum(_np_normal_log_prob(batch["obs"], recon), -1))
+        want -= np.mean(np.sum(normal_logpdf(batch["obs"], recon, 1.0), -1))
     if pcont:
         logits = np.asarray(nets.pcont.apply(world["pcont"], feat), np.float64)
         target = cfg.discount * batch["discount"]
