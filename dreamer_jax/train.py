@@ -360,141 +360,240 @@ def check_nonfinite(block: list, counters: dict, limit: int, save, logdir) -> No
 
 # --- Main -------------------------------------------------------------------------------------
 
-def train(config: Config, note: str | None = None) -> None:
+COUNTERS = ("updates", "env_steps", "episodes", "last_eval", "last_log", "last_ckpt",
+            "last_video", "nonfinite_updates", "nonfinite_streak")
+
+
+@dataclasses.dataclass
+class Run:
+    """The host-side state that the training loop's named steps share; `counters` (in env
+    steps and updates) and the generators' states go into every checkpoint."""
+    config: Config
+    logdir: pathlib.Path
+    train_envs: list
+    eval_env: Any
+    agent: Agent
+    replay: Any  # replay.Replay
+    rng: Any  # numpy Generator: replay sampling and the seed episodes' random actions.
+    counters: dict[str, int]
+    logger: Logger | None = None
+    update_metrics: list = dataclasses.field(default_factory=list)  # Since the last log line.
+    last_log_time: float = dataclasses.field(default_factory=time.time)
+
+
+def open_run(config: Config, note: str | None) -> Run:
+    """Environments, logdir, agent and replay; resumed from the logdir's last checkpoint."""
     import jax
     import numpy as np
 
-    from dreamer_jax import (checkpoint, envs, memory, parallel, replay as replay_lib,
-                             report as report_lib)
+    from dreamer_jax import envs, parallel, replay as replay_lib
 
-    memory.limit_heap_growth()  # RSS tracks what the replay holds (docs/reliability.md).
     # Environments before the logdir: a bad task writes nothing.
     train_envs = parallel.make_envs(config, envs.make_env, seed=config.seed)
     eval_env = envs.make_env(config, seed=config.seed + 10_000)
-    env = train_envs[0]
+    spec = train_envs[0].spec
     logdir = prepare_logdir(config)
     if note:  # After the environment is made: a bad task is reported alone, in one line.
         print(note, file=sys.stderr)
-    write_json_atomic(logdir / "spec.json", dataclasses.asdict(env.spec))
-    agent = Agent(config, env.spec, jax.random.PRNGKey(config.seed))
+    write_json_atomic(logdir / "spec.json", dataclasses.asdict(spec))
+    agent = Agent(config, spec, jax.random.PRNGKey(config.seed))
     replay = replay_lib.Replay(logdir / "episodes", int(config.replay_ram_gib * 2**30),
                                config.replay_capacity // config.action_repeat,
                                config.replay_evict_disk)
     replay.load()
-    rng = np.random.default_rng(config.seed)
-    counters = {"updates": 0, "env_steps": 0, "episodes": 0, "last_eval": 0, "last_log": 0,
-                "last_ckpt": 0, "last_video": 0, "nonfinite_updates": 0, "nonfinite_streak": 0}
-    restored = checkpoint.load_latest(logdir, agent.state)
-    if restored is not None:
-        agent.state, meta = restored
-        counters.update(meta["counters"])
-        rng.bit_generator.state = meta["replay_rng"]
-        agent.policy_key = jax.numpy.asarray(np.asarray(meta["policy_key"], np.uint32))
-        if "env_rng" in meta:  # Checkpoints written before the environments' states were saved.
-            states = meta["env_rng"] if config.envs > 1 else [meta["env_rng"]]
-            for train_env, state in zip(train_envs, states):
-                train_env.set_rng_state(state)
-            eval_env.set_rng_state(meta["eval_env_rng"])
-        print(f"[dreamer_jax] resumed {logdir} at {counters['env_steps']} env steps, "
-              f"{counters['updates']} updates", file=sys.stderr)
-    counters["env_steps"] = replay.num_steps * config.action_repeat
-    counters["episodes"] = replay.num_episodes
+    run = Run(config, logdir, train_envs, eval_env, agent, replay, np.random.default_rng(config.seed),
+              dict.fromkeys(COUNTERS, 0))
+    restore(run)
+    run.counters["env_steps"] = replay.num_steps * config.action_repeat
+    run.counters["episodes"] = replay.num_episodes
+    print(replay_ram_note(config, spec), file=sys.stderr)  # After anything that can fail.
+    run.logger = Logger(logdir, config.steps, config.progress)
+    return run
 
-    print(replay_ram_note(config, env.spec), file=sys.stderr)  # After anything that can fail.
-    logger = Logger(logdir, config.steps, config.progress)
 
-    def record(episodes) -> None:
-        """`parallel.collect`'s episodes, into the replay and the metrics."""
-        for episode, ret in episodes:
-            replay.add(episode)
-            counters["env_steps"] += (len(episode["reward"]) - 1) * config.action_repeat
-            counters["episodes"] += 1
-            logger.last_return = ret
-            record = {"train_return": ret, "train_length": len(episode["reward"]) - 1,
-                      "episodes": counters["episodes"], "replay_gib": replay.cached_bytes / 2**30}
-            if not env.spec.discrete:  # Share of saturated actions (bang-bang control).
-                record["train_action_saturated"] = float(np.mean(np.abs(episode["action"][1:]) > 0.95))
-            logger.write(counters["env_steps"], record)
+def restore(run: Run) -> None:
+    """The last checkpoint's training state, counters and generator states, if there is one."""
+    import jax
+    import numpy as np
 
-    def save() -> None:
-        env_rngs = [train_env.rng_state() for train_env in train_envs]
-        meta = {"counters": counters, "replay_rng": rng.bit_generator.state,
-                "policy_key": np.asarray(agent.policy_key).tolist(),
-                "env_rng": env_rngs if config.envs > 1 else env_rngs[0],
-                "eval_env_rng": eval_env.rng_state()}
-        checkpoint.save(logdir, agent.state, meta, step=counters["env_steps"])
-        counters["last_ckpt"] = counters["env_steps"]
+    from dreamer_jax import checkpoint
 
-    while counters["episodes"] < config.seed_episodes and counters["env_steps"] < config.steps:
-        record(parallel.collect(train_envs, lambda obs, first: np.stack(
-            [envs.random_action(env.spec, rng) for _ in obs])))
-        logger.progress(counters["env_steps"], counters["updates"])
-    longest = replay.longest_episode()
-    if counters["env_steps"] < config.steps and longest < config.seq_len:
+    restored = checkpoint.load_latest(run.logdir, run.agent.state)
+    if restored is None:
+        return
+    run.agent.state, meta = restored
+    run.counters.update(meta["counters"])
+    run.rng.bit_generator.state = meta["replay_rng"]
+    run.agent.policy_key = jax.numpy.asarray(np.asarray(meta["policy_key"], np.uint32))
+    if "env_rng" in meta:  # Checkpoints written before the environments' states were saved.
+        states = meta["env_rng"] if run.config.envs > 1 else [meta["env_rng"]]
+        for train_env, state in zip(run.train_envs, states):
+            train_env.set_rng_state(state)
+        run.eval_env.set_rng_state(meta["eval_env_rng"])
+    print(f"[dreamer_jax] resumed {run.logdir} at {run.counters['env_steps']} env steps, "
+          f"{run.counters['updates']} updates", file=sys.stderr)
+
+
+def save(run: Run) -> None:
+    """A checkpoint of the training state, counters and generator states (what `restore` reads)."""
+    import numpy as np
+
+    from dreamer_jax import checkpoint
+
+    env_rngs = [train_env.rng_state() for train_env in run.train_envs]
+    meta = {"counters": run.counters, "replay_rng": run.rng.bit_generator.state,
+            "policy_key": np.asarray(run.agent.policy_key).tolist(),
+            "env_rng": env_rngs if run.config.envs > 1 else env_rngs[0],
+            "eval_env_rng": run.eval_env.rng_state()}
+    checkpoint.save(run.logdir, run.agent.state, meta, step=run.counters["env_steps"])
+    run.counters["last_ckpt"] = run.counters["env_steps"]
+
+
+def record(run: Run, episodes) -> None:
+    """`parallel.collect`'s (episode, return) pairs, into the replay and the metrics."""
+    import numpy as np
+
+    for episode, ret in episodes:
+        run.replay.add(episode)
+        length = len(episode["reward"]) - 1  # The first step holds the reset observation only.
+        run.counters["env_steps"] += length * run.config.action_repeat
+        run.counters["episodes"] += 1
+        run.logger.last_return = ret
+        metrics = {"train_return": ret, "train_length": length, "episodes": run.counters["episodes"],
+                   "replay_gib": run.replay.cached_bytes / 2**30}
+        if not run.agent.nets.spec.discrete:  # Share of saturated actions (bang-bang control).
+            metrics["train_action_saturated"] = float(np.mean(np.abs(episode["action"][1:]) > 0.95))
+        run.logger.write(run.counters["env_steps"], metrics)
+
+
+def collect_seed_episodes(run: Run) -> None:
+    """The S random episodes that start the replay (Algorithm 1); a resumed run has them."""
+    import numpy as np
+
+    from dreamer_jax import envs, parallel
+
+    spec, c = run.train_envs[0].spec, run.config
+    while run.counters["episodes"] < c.seed_episodes and run.counters["env_steps"] < c.steps:
+        record(run, parallel.collect(run.train_envs, lambda obs, first: np.stack(
+            [envs.random_action(spec, run.rng) for _ in obs])))
+        run.logger.progress(run.counters["env_steps"], run.counters["updates"])
+    longest = run.replay.longest_episode()
+    if run.counters["env_steps"] < c.steps and longest < c.seq_len:
         raise UsageError(
-            f"--seq_len={config.seq_len} is longer than every collected episode (longest: "
+            f"--seq_len={c.seq_len} is longer than every collected episode (longest: "
             f"{longest} observations; replay samples sequences within an episode): this task "
             f"ends episodes early; use a --seq_len of at most {longest} and a new --logdir")
 
-    update_metrics: list[dict] = []
-    last_log_time = [time.time()]
+
+def train_round(run: Run) -> None:
+    """C updates per environment, then (or, with --overlap, meanwhile) one episode each."""
+    from dreamer_jax import memory, parallel, replay as replay_lib
+
+    agent, c, counters = run.agent, run.config, run.counters
+    collector = None
+    if c.overlap:  # This round's episodes, acted by the parameters before its updates.
+        params, done_updates = agent.params_copy(), counters["updates"]
+        collector = parallel.Background(parallel.collect, run.train_envs, lambda obs, first: (
+            agent.act(obs, first, True, done_updates, params)))
+    updates = c.train_steps * c.envs
+    for batch in replay_lib.prefetch(run.replay, run.rng, updates, c.batch_size, c.seq_len,
+                                     agent.put_batch):
+        agent.state, metrics = agent.train_step(agent.state, batch)
+        run.update_metrics.append(metrics)
+        counters["updates"] += 1
+    if collector is not None:  # Joined before anything else touches the environments.
+        record(run, collector.result())
+    check_nonfinite(run.update_metrics[-updates:], counters, c.max_nonfinite,
+                    lambda: save(run), run.logdir)
+    memory.release_free_heap()  # Also what compiling the policy and report steps freed.
+    if collector is None:
+        record(run, parallel.collect(run.train_envs, lambda obs, first: agent.act(
+            obs, first, True, counters["updates"])))
+
+
+def evaluate(run: Run) -> None:
+    """`eval_episodes` episodes with the mode action; their mean return into the metrics."""
+    import numpy as np
+
+    from dreamer_jax import parallel
+
+    returns = [parallel.collect([run.eval_env], lambda o, f: run.agent.act(o, f, False))[0][1]
+               for _ in range(run.config.eval_episodes)]
+    run.logger.last_eval = float(np.mean(returns))
+    run.logger.write(run.counters["env_steps"], {"eval_return": run.logger.last_eval})
+    run.counters["last_eval"] = run.counters["env_steps"]
+
+
+def log_updates(run: Run) -> None:
+    """The means of the update metrics since the last log line, with speed and memory."""
+    import jax
+    import numpy as np
+
+    from dreamer_jax import memory
+
+    counters = run.counters
+    means = jax.tree.map(lambda *xs: float(np.mean(xs)), *jax.device_get(run.update_metrics))
+    now = time.time()
+    fps = (counters["env_steps"] - counters["last_log"]) / max(now - run.last_log_time, 1e-6)
+    run.last_log_time = now
+    means.update(updates=counters["updates"], env_steps_per_s=fps,
+                 nonfinite_updates=counters["nonfinite_updates"], **memory.memory_gib())
+    run.logger.write(counters["env_steps"], means)
+    run.update_metrics.clear()
+    counters["last_log"] = counters["env_steps"]
+
+
+def write_video(run: Run, video, video_rng) -> None:
+    """An open-loop prediction GIF (Figure 5) of 6 replay sequences into `videos/`."""
+    import jax
+
+    from dreamer_jax import report as report_lib
+
+    step = run.counters["env_steps"]
+    batch = run.replay.sample(video_rng, 6, run.config.seq_len)
+    report_lib.write_open_loop_video(
+        video, run.agent.state.params["world"], batch,
+        jax.random.fold_in(jax.random.key(run.config.seed), step),
+        run.logdir / "videos" / f"openloop-{step:010d}.gif")
+    run.counters["last_video"] = step
+
+
+def train(config: Config, note: str | None = None) -> None:
+    """Algorithm 1: seed episodes, then rounds of updates and collection until `config.steps`
+    env steps, with evaluations, log lines, videos and checkpoints on their own schedules."""
+    import numpy as np
+
+    from dreamer_jax import memory, parallel, report as report_lib
+
+    memory.limit_heap_growth()  # RSS tracks what the replay holds (docs/reliability.md).
+    run = open_run(config, note)
+    counters = run.counters
+    collect_seed_episodes(run)
     # Open-loop videos (own sampler: the training batches stay as without videos).
     video = None
-    if config.video_every and agent.nets.decoder is not None and env.spec.is_image:
-        video = report_lib.make_report(agent.nets)
+    if config.video_every and run.agent.nets.decoder is not None and run.agent.nets.spec.is_image:
+        video = report_lib.make_report(run.agent.nets)
     video_rng = np.random.default_rng([config.seed, counters["last_video"]])
+
+    def due(last: str, every: int) -> bool:
+        return bool(every) and counters["env_steps"] - counters[last] >= every
+
     while counters["env_steps"] < config.steps:
-        collector = None
-        if config.overlap:  # This round's episodes, acted by the parameters before its updates.
-            params, done_updates = agent.params_copy(), counters["updates"]
-            collector = parallel.Background(parallel.collect, train_envs, lambda obs, first: (
-                agent.act(obs, first, True, done_updates, params)))
-        updates = config.train_steps * config.envs  # C per episode collected this round.
-        batches = replay_lib.prefetch(replay, rng, updates, config.batch_size,
-                                      config.seq_len, agent.put_batch)
-        for batch in batches:
-            agent.state, metrics = agent.train_step(agent.state, batch)
-            update_metrics.append(metrics)
-            counters["updates"] += 1
-        if collector is not None:  # Joined before anything else touches the environments.
-            record(collector.result())
-        check_nonfinite(update_metrics[-updates:], counters, config.max_nonfinite, save, logdir)
-        memory.release_free_heap()  # Also what compiling the policy and report steps freed.
-        if collector is None:
-            record(parallel.collect(
-                train_envs, lambda obs, first: agent.act(obs, first, True, counters["updates"])))
+        train_round(run)
         finished = counters["env_steps"] >= config.steps  # The last point of the curve is an eval.
-        if config.eval_every and (finished or
-                                  counters["env_steps"] - counters["last_eval"] >= config.eval_every):
-            returns = [parallel.collect([eval_env], lambda o, f: agent.act(o, f, False))[0][1]
-                       for _ in range(config.eval_episodes)]
-            logger.last_eval = float(np.mean(returns))
-            logger.write(counters["env_steps"], {"eval_return": logger.last_eval})
-            counters["last_eval"] = counters["env_steps"]
-        if counters["env_steps"] - counters["last_log"] >= config.log_every and update_metrics:
-            means = jax.tree.map(lambda *xs: float(np.mean(xs)), *jax.device_get(update_metrics))
-            now = time.time()
-            fps = (counters["env_steps"] - counters["last_log"]) / max(now - last_log_time[0], 1e-6)
-            last_log_time[0] = now
-            means.update(updates=counters["updates"], env_steps_per_s=fps,
-                         nonfinite_updates=counters["nonfinite_updates"], **memory.memory_gib())
-            logger.write(counters["env_steps"], means)
-            update_metrics.clear()
-            counters["last_log"] = counters["env_steps"]
-        if video and counters["env_steps"] - counters["last_video"] >= config.video_every:
-            batch = replay.sample(video_rng, 6, config.seq_len)
-            report_lib.write_open_loop_video(
-                video, agent.state.params["world"], batch,
-                jax.random.fold_in(jax.random.key(config.seed), counters["env_steps"]),
-                logdir / "videos" / f"openloop-{counters['env_steps']:010d}.gif")
-            counters["last_video"] = counters["env_steps"]
-        if counters["env_steps"] - counters["last_ckpt"] >= config.checkpoint_every:
-            save()
-        logger.progress(counters["env_steps"], counters["updates"])
-    save()
-    logger.progress(counters["env_steps"], counters["updates"], force=True)
-    logger.close()
-    parallel.close(train_envs + [eval_env])
+        if config.eval_every and (finished or due("last_eval", config.eval_every)):
+            evaluate(run)
+        if due("last_log", config.log_every) and run.update_metrics:
+            log_updates(run)
+        if video and due("last_video", config.video_every):
+            write_video(run, video, video_rng)
+        if due("last_ckpt", config.checkpoint_every):
+            save(run)
+        run.logger.progress(counters["env_steps"], counters["updates"])
+    save(run)
+    run.logger.progress(counters["env_steps"], counters["updates"], force=True)
+    run.logger.close()
+    parallel.close(run.train_envs + [run.eval_env])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
