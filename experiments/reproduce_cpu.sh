@@ -2,7 +2,8 @@
 # The CPU learning runs of experiments/results/, on a 2-core machine. Each run resumes if its
 # logdir exists, so this script can be killed and started again (across sessions too).
 #   bash experiments/reproduce_cpu.sh state    # cpu preset, cartpole swing-up from states, 100k env steps
-#   bash experiments/reproduce_cpu.sh pixels   # paper hyper parameters from pixels, batch 16x50
+#   bash experiments/reproduce_cpu.sh pixels   # paper hyper parameters from pixels, batch 16x50, 100k
+#                                              # env steps (STEPS=200000 ... takes the run further)
 #   bash experiments/reproduce_cpu.sh fig4     # dreamer vs only_action vs planet (states)
 #   bash experiments/reproduce_cpu.sh fig8     # reconstruction vs contrastive vs reward (pixels)
 #   bash experiments/reproduce_cpu.sh atari    # discrete actions on Boxing (pixels)
@@ -36,7 +37,7 @@ case "${1:-state}" in
       --title "cartpole_swingup from states, cpu preset (batch 8x50, action repeat 8, discount .96), 2-core CPU" ;;
   pixels)
     .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
-      --logdir "$RUNS/pixels_cartpole" --batch_size 16 --steps 100000 --eval_every 10000 \
+      --logdir "$RUNS/pixels_cartpole" --batch_size 16 --steps "${STEPS:-100000}" --eval_every 10000 \
       --checkpoint_every 2000
     .venv/bin/python -m dreamer_jax.plot "$RUNS/pixels_cartpole" --reference cartpole_swingup \
       --out experiments/results/pixels_cartpole.png \
