@@ -16,6 +16,7 @@ import pathlib
 import warnings
 import zipfile
 import zlib
+from typing import Sequence
 
 import numpy as np
 
@@ -26,6 +27,12 @@ KEYS = ("obs", "action", "reward", "discount")
 
 def episode_nbytes(episode: dict[str, np.ndarray]) -> int:
     return sum(v.nbytes for v in episode.values())
+
+
+def step_nbytes(obs_shape: Sequence[int], obs_dtype, action_dim: int) -> int:
+    """Bytes one agent step takes in the RAM cache: its observation, float32 action, reward and
+    discount (the arrays of `parallel.collect`'s episodes)."""
+    return int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize + 4 * action_dim + 8
 
 
 def save_episode(directory: pathlib.Path, name: str, episode: dict[str, np.ndarray]) -> pathlib.Path:

@@ -322,10 +322,9 @@ class Agent:
 
 def replay_ram_note(config: Config, spec) -> str:
     """One line: the replay's RAM at most (uint8 frames, float32 actions, rewards, discounts)."""
-    import numpy as np
+    from dreamer_jax import replay
 
-    step_bytes = (int(np.prod(spec.obs_shape)) * np.dtype(spec.obs_dtype).itemsize
-                  + 4 * spec.action_dim + 8)
+    step_bytes = replay.step_nbytes(spec.obs_shape, spec.obs_dtype, spec.action_dim)
     steps = config.steps // config.action_repeat
     if config.replay_capacity:
         steps = min(steps, config.replay_capacity // config.action_repeat)

@@ -32,10 +32,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dreamer_jax import envs, published  # noqa: E402
+from dreamer_jax import envs, published, replay  # noqa: E402
 
 PAPER_HOURS_PER_MILLION = 3.0  # Section 6: one V100 and 10 CPU cores per run.
 CURL_TASKS = ("finger_spin", "cartpole_swingup", "reacher_easy", "cheetah_run", "walker_walk",
@@ -57,11 +59,12 @@ def _split(text: str) -> list[str]:
     return [t for t in text.replace(",", " ").split() if t]
 
 
-def keep_all_replay_gib(steps: int, action_repeat: int) -> int:
+def keep_all_replay_gib(steps: int, action_repeat: int, action_dim: int) -> int:
     """`--replay_ram_gib` that keeps every episode of a run in RAM, as the paper samples from all
-    data: 64x64x3 uint8 frames plus actions and rewards (~12.3 KB per agent step), +10%, at least
-    the default 8."""
-    return max(8, math.ceil(steps / action_repeat * 12_400 * 1.1 / 2**30))
+    data: 64x64x3 uint8 frames plus actions, rewards and discounts, +10%, at least the default 8.
+    `action_dim`: a bound (21, humanoid's, for the suite; 18 one-hot actions on Atari)."""
+    step = replay.step_nbytes((64, 64, 3), np.uint8, action_dim)
+    return max(8, math.ceil(steps / action_repeat * step * 1.1 / 2**30))
 
 
 def plan(experiment: str, tasks: list[str] | None, seeds: list[int], steps: int | None,
@@ -80,7 +83,7 @@ def plan(experiment: str, tasks: list[str] | None, seeds: list[int], steps: int 
                     runs.append(Run(f"{experiment}/{task}{tag}_s{seed}", task, (
                         "--preset", "paper", "--task", f"dmc_{task}", "--seed", str(seed),
                         "--steps", str(steps), "--replay_ram_gib",
-                        str(keep_all_replay_gib(steps, 2)), *extra)))
+                        str(keep_all_replay_gib(steps, 2, 21)), *extra)))
     elif experiment == "fig4":
         steps = steps or published.TABLE_G_STEPS
         for task in tasks or FIG4_TASKS:
@@ -91,14 +94,14 @@ def plan(experiment: str, tasks: list[str] | None, seeds: list[int], steps: int 
                         runs.append(Run(f"fig4/{task}_{behavior}_h{horizon}_s{seed}", task, (
                             "--preset", "paper", "--task", f"dmc_{task}", "--seed", str(seed),
                             "--steps", str(steps), "--replay_ram_gib",
-                            str(keep_all_replay_gib(steps, 2)), "--behavior", behavior, *length)))
+                            str(keep_all_replay_gib(steps, 2, 21)), "--behavior", behavior, *length)))
     elif experiment == "atari":
         steps = steps or published.TABLE_G_STEPS
         for game in tasks or ("boxing", "pong"):
             for seed in seeds:
                 runs.append(Run(f"atari/{game}_s{seed}", f"atari_{game}", (
                     "--preset", "atari", "--task", f"atari_{game}", "--seed", str(seed),
-                    "--steps", str(steps), "--replay_ram_gib", str(keep_all_replay_gib(steps, 4)))))
+                    "--steps", str(steps), "--replay_ram_gib", str(keep_all_replay_gib(steps, 4, 18)))))
     else:
         raise ValueError(experiment)
     return runs

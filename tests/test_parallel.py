@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from dreamer_jax import config as config_lib, envs, parallel
+from dreamer_jax import config as config_lib, envs, parallel, replay
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -60,6 +60,10 @@ def test_collect_shapes_and_lockstep_calls():
     assert calls[0][1].tolist() == [True] and not any(f.any() for _, f in calls[1:])
     assert episode["obs"].shape == (21, 5) and episode["action"].shape == (21, 1)
     assert episode["reward"][0] == 0 and ret == pytest.approx(float(episode["reward"].sum()))
+    # The replay's RAM estimate (train's note, reproduce_gpu's --replay_ram_gib) per step.
+    spec = env.spec
+    assert replay.episode_nbytes(episode) == 21 * replay.step_nbytes(spec.obs_shape, spec.obs_dtype,
+                                                                    spec.action_dim)
 
 
 def test_dead_worker_is_a_clear_error():

@@ -388,3 +388,19 @@ def test_params_copy_acts_with_the_old_parameters_after_a_donating_update(make_t
     assert not np.array_equal(agent.act(obs, first, False), before)  # The update moved them.
     with pytest.raises(ValueError, match="deleted or donated"):  # Acting without the copy.
         agent.act(obs, first, False, params=donated)
+
+
+def test_replay_ram_note_counts_agent_steps_and_names_the_cap():
+    import dataclasses
+
+    from dreamer_jax import config as config_lib, envs, train
+
+    spec = envs.EnvSpec((64, 64, 3), "uint8", 1)  # cartpole from pixels: 12288 + 4 + 8 bytes.
+    config = config_lib.make_config("debug", task="dmc_cartpole_swingup", steps=100_000,
+                                    action_repeat=2, replay_ram_gib=8.0)
+    note = train.replay_ram_note(config, spec)
+    assert "50000 agent steps x 12300 bytes = 0.57 GiB" in note and "capped" not in note
+    capped = train.replay_ram_note(dataclasses.replace(config, replay_ram_gib=0.5), spec)
+    assert "capped by --replay_ram_gib=0.5" in capped
+    assert "20000 agent steps" in train.replay_ram_note(
+        dataclasses.replace(config, replay_capacity=40_000), spec)
