@@ -471,7 +471,7 @@ def collect_seed_episodes(run: Run) -> None:
 
     from dreamer_jax import envs, parallel
 
-    spec, c = run.train_envs[0].spec, run.config
+    spec, c = run.agent.nets.spec, run.config
     while run.counters["episodes"] < c.seed_episodes and run.counters["env_steps"] < c.steps:
         record(run, parallel.collect(run.train_envs, lambda obs, first: np.stack(
             [envs.random_action(spec, run.rng) for _ in obs])))
