@@ -46,6 +46,9 @@ def make_nets(config: Config, spec: EnvSpec) -> Nets:
     if config.behavior == "planet" and spec.discrete:
         raise ConfigError("--behavior=planet plans continuous actions; this task's actions are "
                           "discrete (use dreamer or only_action)")
+    if config.actor_entropy and not spec.discrete:
+        raise ConfigError(f"--actor_entropy={config.actor_entropy} applies to discrete actions; "
+                          "this task's actions are continuous (use 0)")
     units, layers, dtype = config.units, config.layers, config.compute_dtype
     if spec.is_image:
         encoder = nn_.ConvEncoder(config.cnn_depth, config.conv_impl, dtype)

@@ -98,6 +98,12 @@ class Config:
     paper) or 'nstep' (V_N^k, eq. 5, with k = --value_k)."""
     value_k: int = 5
     """k of V_N^k when --value_estimate=nstep (clipped at the horizon, eq. 5)."""
+    actor_entropy: float = 0.0
+    """Weight of an entropy bonus for a discrete action model: the actor loss subtracts it times
+    the mean entropy of q(a | s) over the imagined states. The paper uses none (Appendix A: 'we
+    did not find ... an entropy bonus for the action model ... necessary'); at CPU budgets a
+    straight-through actor can collapse onto one action before the reward model says anything
+    (docs/cpu_runs.md, Demon Attack). Discrete actions only."""
     plan_horizon: int = 12
     """--behavior=planet: planning horizon (PlaNet: 12)."""
     plan_candidates: int = 1000
@@ -253,7 +259,7 @@ _POSITIVE_INT = (
 )
 _NON_NEGATIVE = ("seed", "seed_episodes", "eval_every", "video_every", "expl_min", "expl_decay",
                  "replay_capacity", "expl_noise", "free_nats", "kl_scale",
-                 "action_min_std", "pcont_scale", "conv_chunks", "imag_chunks")
+                 "action_min_std", "pcont_scale", "conv_chunks", "imag_chunks", "actor_entropy")
 _POSITIVE_FLOAT = ("model_lr", "actor_lr", "value_lr", "grad_clip", "adam_eps", "mean_scale",
                    "init_std", "min_std", "replay_ram_gib")
 _UNIT_INTERVAL = ("discount", "lambda_")

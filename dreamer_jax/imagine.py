@@ -156,14 +156,29 @@ class BehaviorOut(NamedTuple):
     feat: jax.Array      # [H+1, N, F]
     reward: jax.Array    # [H+1, N]
     value: jax.Array     # [H+1, N]
+    entropy: jax.Array   # [H, N] entropy of a discrete q(a | s_tau); zeros for continuous actions
+
+
+def policy_entropy(nets: Nets, actor_params, feat: jax.Array) -> jax.Array:
+    """Entropy of the discrete action model at the states `feat` [..., F] -> [...]; zeros for
+    continuous actions (the tanh-Normal has no closed form, and no loss uses it)."""
+    if not nets.spec.discrete:
+        return jnp.zeros(feat.shape[:-1])
+    logits = nets.actor.apply(actor_params, feat)
+    logp = jax.nn.log_softmax(logits, -1)
+    return -jnp.sum(jnp.exp(logp) * logp, -1)
 
 
 def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm.RSSMState,
                key: jax.Array, *, horizon: int, discount: float, lambda_: float,
-               estimate: str = "lambda", k: int = 1) -> tuple[jax.Array, BehaviorOut]:
+               estimate: str = "lambda", k: int = 1,
+               entropy_scale: float = 0.0) -> tuple[jax.Array, BehaviorOut]:
     """eq. 7: maximize the value estimate of imagined states -> loss = -mean_{tau, N} V(s_tau).
 
-    `estimate` picks V_lambda (default), V_N^k or V_R (see `value_estimate`)."""
+    `estimate` picks V_lambda (default), V_N^k or V_R (see `value_estimate`). With
+    `entropy_scale` > 0 (not the paper's; discrete actions) the loss also subtracts that times the
+    weighted mean entropy of q(a | s_tau) at the imagined states s_0..s_{H-1}, whose features
+    carry no gradient through this term."""
     traj = imagine(nets, world_params, actor_params, start, key, horizon=horizon)
     reward, value, disc = heads(nets, world_params, value_params, traj.feat, discount=discount)
     returns = value_estimate(reward, value, disc, estimate=estimate, lambda_=lambda_, k=k)
@@ -173,8 +188,11 @@ def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm
         # Probability-like weight of reaching s_tau: product of predicted discounts before tau.
         weights = jnp.cumprod(jnp.concatenate([jnp.ones_like(disc[:1]), disc[:-2]], 0), 0)
         weights = jax.lax.stop_gradient(weights)
+    entropy = policy_entropy(nets, actor_params, jax.lax.stop_gradient(traj.feat[:-1]))
     loss = -jnp.mean(weights * returns)
-    return loss, BehaviorOut(returns, weights, traj.feat, reward, value)
+    if entropy_scale:
+        loss = loss - entropy_scale * jnp.mean(weights * entropy)
+    return loss, BehaviorOut(returns, weights, traj.feat, reward, value, entropy)
 
 
 def value_loss(nets: Nets, value_params, feat: jax.Array, returns: jax.Array,

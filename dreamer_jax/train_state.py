@@ -59,6 +59,7 @@ class LossConfig(NamedTuple):
     learn_actor: bool = True   # False for planet: CEM planning replaces the action model
     reward_transform: str = "none"  # 'tanh': bounded reward targets (Appendix C)
     imag_chunks: int = 1       # imagination over the starts in this many chunks; 0: automatic
+    actor_entropy: float = 0.0  # entropy bonus of a discrete action model (not the paper's)
 
     @classmethod
     def from_config(cls, config: Config) -> "LossConfig":
@@ -68,7 +69,8 @@ class LossConfig(NamedTuple):
                    estimate="reward" if only_action else config.value_estimate,
                    value_k=config.value_k, learn_value=config.behavior == "dreamer",
                    learn_actor=config.behavior != "planet",
-                   reward_transform=config.reward_transform, imag_chunks=config.imag_chunks)
+                   reward_transform=config.reward_transform, imag_chunks=config.imag_chunks,
+                   actor_entropy=config.actor_entropy)
 
 
 def compute_grads(nets: agent.Nets, loss_cfg: LossConfig, params: dict, batch: dict,
@@ -111,11 +113,13 @@ def behavior_losses(nets: agent.Nets, loss_cfg: LossConfig, world_params, actor_
     a_loss, beh = imagine.actor_loss(
         nets, world_params, actor_params, jax.lax.stop_gradient(value_params), start, key,
         horizon=loss_cfg.horizon, discount=loss_cfg.discount, lambda_=loss_cfg.lambda_,
-        estimate=loss_cfg.estimate, k=loss_cfg.value_k)
+        estimate=loss_cfg.estimate, k=loss_cfg.value_k, entropy_scale=loss_cfg.actor_entropy)
     v_loss = (imagine.value_loss(nets, value_params, beh.feat, beh.returns, beh.weights)
               if loss_cfg.learn_value else jnp.zeros(()))
     metrics = dict(actor_loss=a_loss, value_loss=v_loss, imag_return=jnp.mean(beh.returns),
                    imag_reward=jnp.mean(beh.reward), imag_value=jnp.mean(beh.value))
+    if nets.spec.discrete:
+        metrics["actor_entropy"] = jnp.mean(beh.entropy)
     return a_loss + v_loss, metrics
 
 

@@ -16,6 +16,7 @@ import pytest
 from absl.testing import parameterized
 
 from dreamer_jax import agent, imagine, rssm, train_state
+from dreamer_jax.config import ConfigError
 
 
 # --- NumPy reference of eq. 5 and eq. 6 --------------------------------------------------------
@@ -394,3 +395,73 @@ def test_actor_loss_with_predicted_discount(make_tiny_config, env_specs, make_ra
     np.testing.assert_allclose(beh.returns, returns, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(beh.weights, weights, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loss, -(weights * returns).mean(), rtol=1e-5, atol=1e-6)
+
+
+def entropy_reference(logits: np.ndarray) -> np.ndarray:
+    """-sum_a p(a) log p(a) of softmax(logits), in float64."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(-1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    return -(p * np.log(p)).sum(-1)
+
+
+@pytest.mark.parametrize("pcont", [False, True])
+def test_actor_entropy_bonus_matches_reference(make_tiny_config, env_specs, make_random_params,
+                                               pcont):
+    # --actor_entropy c (not the paper's): loss = -mean(w * V) - c * mean(w * H[q(a|s_tau)]) over
+    # s_0..s_{H-1}; with c = 0 the loss is eq. 7 exactly. Same key: the same trajectory.
+    cfg = make_tiny_config(horizon=HORIZON, pcont=pcont)
+    nets, params, start = build(cfg, env_specs["discrete"], make_random_params, seed=10)
+    scale = 0.37
+
+    def run(actor, c):
+        return imagine.actor_loss(nets, params["world"], actor, params["value"], start,
+                                  jax.random.key(11), horizon=HORIZON, discount=cfg.discount,
+                                  lambda_=cfg.lambda_, entropy_scale=c)
+
+    (loss0, beh0), (loss1, beh1) = jax.device_get(
+        (jax.jit(run, static_argnums=1)(params["actor"], 0.0),
+         jax.jit(run, static_argnums=1)(params["actor"], scale)))
+    logits = nets.actor.apply(params["actor"], jnp.asarray(beh0.feat[:-1]))
+    want_entropy = entropy_reference(logits)
+    chex.assert_shape(beh1.entropy, (HORIZON, NUM_STARTS))
+    np.testing.assert_allclose(beh1.entropy, want_entropy, rtol=1e-5, atol=1e-6)
+    assert np.all(want_entropy > 0) and np.all(want_entropy < np.log(3) + 1e-9)
+    np.testing.assert_allclose(beh1.returns, beh0.returns, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(loss0, -(beh0.weights * beh0.returns).mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loss1, loss0 - scale * (beh0.weights * want_entropy).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_actor_entropy_gradient_raises_entropy(make_tiny_config, env_specs, make_random_params):
+    # The bonus's own gradient (the difference of the two losses' gradients) is an ascent
+    # direction of the policy's entropy at the imagined states: a small step along it raises
+    # the mean entropy, measured at the same (fixed) features.
+    cfg = make_tiny_config(horizon=HORIZON)
+    nets, params, start = build(cfg, env_specs["discrete"], make_random_params, seed=12)
+
+    def loss(actor, c):
+        return imagine.actor_loss(nets, params["world"], actor, params["value"], start,
+                                  jax.random.key(13), horizon=HORIZON, discount=cfg.discount,
+                                  lambda_=cfg.lambda_, entropy_scale=c)[0]
+
+    grad = jax.jit(jax.grad(loss), static_argnums=1)
+    bonus_grad = jax.tree.map(lambda a, b: a - b, grad(params["actor"], 1.0),
+                              grad(params["actor"], 0.0))
+    _, beh = jax.jit(lambda a: imagine.actor_loss(
+        nets, params["world"], a, params["value"], start, jax.random.key(13), horizon=HORIZON,
+        discount=cfg.discount, lambda_=cfg.lambda_))(params["actor"])
+    feat = beh.feat[:-1]
+
+    def mean_entropy(actor):
+        return float(entropy_reference(nets.actor.apply(actor, feat)).mean())
+
+    stepped = jax.tree.map(lambda p, g: p - 1e-2 * g, params["actor"], bonus_grad)
+    assert mean_entropy(stepped) > mean_entropy(params["actor"]) + 1e-6
+
+
+def test_actor_entropy_is_for_discrete_actions(make_tiny_config, env_specs):
+    cfg = make_tiny_config(actor_entropy=1e-3)
+    with pytest.raises(ConfigError, match=r"--actor_entropy=0\.001 .*discrete"):
+        agent.make_nets(cfg, env_specs["state"])
+    agent.make_nets(cfg, env_specs["discrete"])
