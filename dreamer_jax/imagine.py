@@ -14,13 +14,15 @@ import jax
 import jax.numpy as jnp
 
 from dreamer_jax import rssm
-from dreamer_jax.agent import Nets, action_dist_sample, heads
+from dreamer_jax.agent import Nets, action_dist, heads
 
 
 class Imagined(NamedTuple):
     states: rssm.RSSMState   # [H+1, N, ...] s_0..s_H
     actions: jax.Array       # [H, N, A] a_0..a_{H-1}, a_tau ~ q(a | s_tau)
     feat: jax.Array          # [H+1, N, F]
+    entropy: jax.Array       # [H, N] entropy of a discrete q(a | s_tau); zeros for continuous
+                             # actions (the tanh-Normal has no closed form, and no loss uses it)
 
 
 def imagine(nets: Nets, world_params, actor_params, start: rssm.RSSMState, key: jax.Array, *,
@@ -39,14 +41,17 @@ def imagine(nets: Nets, world_params, actor_params, start: rssm.RSSMState, key: 
         # Actions see a stop-gradient feature, as in the paper's code: the actor's gradient goes
         # through the action's effect on the next state, not through its own input.
         feat = jax.lax.stop_gradient(rssm.feature(state))
-        action = action_dist_sample(nets, actor_params, feat, act_key)
+        dist = action_dist(nets, actor_params, feat)
+        action = dist.sample(seed=act_key)
+        entropy = (dist.entropy() if nets.spec.discrete
+                   else jnp.zeros(action.shape[:-1], action.dtype))
         next_state = rssm.img_step(nets.rssm, world_params["rssm"], state, action, img_key)
-        return next_state, (next_state, action)
+        return next_state, (next_state, action, entropy)
 
-    _, (states, actions) = jax.lax.scan(step, start, jax.random.split(key, horizon),
-                                        unroll=nets.scan_unroll)
+    _, (states, actions, entropy) = jax.lax.scan(step, start, jax.random.split(key, horizon),
+                                                 unroll=nets.scan_unroll)
     states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s], 0), start, states)
-    return Imagined(states, actions, rssm.feature(states))
+    return Imagined(states, actions, rssm.feature(states), entropy)
 
 
 def check_imagine_inputs(nets: Nets, start: rssm.RSSMState, key, horizon) -> None:
@@ -156,17 +161,7 @@ class BehaviorOut(NamedTuple):
     feat: jax.Array      # [H+1, N, F]
     reward: jax.Array    # [H+1, N]
     value: jax.Array     # [H+1, N]
-    entropy: jax.Array   # [H, N] entropy of a discrete q(a | s_tau); zeros for continuous actions
-
-
-def policy_entropy(nets: Nets, actor_params, feat: jax.Array) -> jax.Array:
-    """Entropy of the discrete action model at the states `feat` [..., F] -> [...]; zeros for
-    continuous actions (the tanh-Normal has no closed form, and no loss uses it)."""
-    if not nets.spec.discrete:
-        return jnp.zeros(feat.shape[:-1])
-    logits = nets.actor.apply(actor_params, feat)
-    logp = jax.nn.log_softmax(logits, -1)
-    return -jnp.sum(jnp.exp(logp) * logp, -1)
+    entropy: jax.Array   # [H, N] as `Imagined.entropy`
 
 
 def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm.RSSMState,
@@ -177,8 +172,8 @@ def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm
 
     `estimate` picks V_lambda (default), V_N^k or V_R (see `value_estimate`). With
     `entropy_scale` > 0 (not the paper's; discrete actions) the loss also subtracts that times the
-    weighted mean entropy of q(a | s_tau) at the imagined states s_0..s_{H-1}, whose features
-    carry no gradient through this term."""
+    weighted mean entropy of q(a | s_tau) at the imagined states s_0..s_{H-1}: the distributions
+    the actions were sampled from, on stop-gradient features as there."""
     traj = imagine(nets, world_params, actor_params, start, key, horizon=horizon)
     reward, value, disc = heads(nets, world_params, value_params, traj.feat, discount=discount)
     returns = value_estimate(reward, value, disc, estimate=estimate, lambda_=lambda_, k=k)
@@ -188,11 +183,10 @@ def actor_loss(nets: Nets, world_params, actor_params, value_params, start: rssm
         # Probability-like weight of reaching s_tau: product of predicted discounts before tau.
         weights = jnp.cumprod(jnp.concatenate([jnp.ones_like(disc[:1]), disc[:-2]], 0), 0)
         weights = jax.lax.stop_gradient(weights)
-    entropy = policy_entropy(nets, actor_params, jax.lax.stop_gradient(traj.feat[:-1]))
     loss = -jnp.mean(weights * returns)
     if entropy_scale:
-        loss = loss - entropy_scale * jnp.mean(weights * entropy)
-    return loss, BehaviorOut(returns, weights, traj.feat, reward, value, entropy)
+        loss = loss - entropy_scale * jnp.mean(weights * traj.entropy)
+    return loss, BehaviorOut(returns, weights, traj.feat, reward, value, traj.entropy)
 
 
 def value_loss(nets: Nets, value_params, feat: jax.Array, returns: jax.Array,

@@ -108,11 +108,11 @@ case "${1:-state}" in
     # code allows 108,000) because some behaviours (e.g. holding RIGHT) survive without end.
     # Not the paper's, each adds to the logdir's name: REWARD=none (the game's rewards, 10-35 a
     # kill, as the reward model's targets instead of tanh: _raw), ENTROPY=c (--actor_entropy c:
-    # _ent<c>), SEED=s (_s<s>).
+    # _ent<c>), SEED=s (_s<s>; seed 0 adds nothing).
     suffix=""
     [ "${REWARD:-tanh}" = tanh ] || suffix="_raw"
     [ "${ENTROPY:-0}" = 0 ] || suffix="${suffix}_ent$ENTROPY"
-    [ -z "${SEED:-}" ] || suffix="${suffix}_s$SEED"
+    [ "${SEED:-0}" = 0 ] || suffix="${suffix}_s$SEED"
     SUFFIX="$suffix" atari_ram demon_attack 300 10000 \
       "Demon Attack from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
       --time_limit 18000 --reward_transform "${REWARD:-tanh}" --actor_entropy "${ENTROPY:-0}" \
