@@ -12,6 +12,7 @@
 #   bash experiments/reproduce_cpu.sh demon_ram # discrete actions on Demon Attack from its RAM
 #   ENTROPY=0.003 bash experiments/reproduce_cpu.sh demon_ram # the same with an entropy bonus
 #   bash experiments/reproduce_cpu.sh demon    # discrete actions on Demon Attack from pixels
+#   ENTROPY=0.01 bash experiments/reproduce_cpu.sh pong_ram # discrete actions on Pong from its RAM
 #   bash experiments/reproduce_cpu.sh discrete # discrete actions on gymnasium CartPole-v1 (states)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +118,18 @@ case "${1:-state}" in
       "Demon Attack from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
       --time_limit 18000 --reward_transform "${REWARD:-tanh}" --actor_entropy "${ENTROPY:-0}" \
       --seed "${SEED:-0}" ;;
+  pong_ram)
+    # Pong (random play -20 +- 1 in 892 agent steps, every fixed action -21:
+    # experiments/results/probe_pong_boxing_breakout.md; an agent cannot stall, the opponent
+    # serves and scores), 300 updates per episode (~84 per 1,000 frames of a random episode; the
+    # official code trains 100). ENTROPY=c (--actor_entropy c, not the paper's: _ent<c>) and
+    # SEED=s (_s<s>) name the logdir as in demon_ram.
+    suffix=""
+    [ "${ENTROPY:-0}" = 0 ] || suffix="_ent$ENTROPY"
+    [ "${SEED:-0}" = 0 ] || suffix="${suffix}_s$SEED"
+    SUFFIX="$suffix" atari_ram pong 300 10000 \
+      "Pong from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
+      --time_limit 18000 --actor_entropy "${ENTROPY:-0}" --seed "${SEED:-0}" ;;
   demon)
     # The same game from 64x64 pixels (the paper's observations), batch 8x50, conv depth 16.
     .venv/bin/python -m dreamer_jax.train --preset atari --task atari_demon_attack --batch_size 8 \
@@ -141,5 +154,5 @@ case "${1:-state}" in
       --out experiments/results/gym_cartpole_discrete.png \
       --title "CartPole-v1 (gymnasium) from states, discrete actions, atari preset, 2-core CPU"
     cp "$RUNS/gym_cartpole_discrete/metrics.jsonl" experiments/results/gym_cartpole_discrete.jsonl ;;
-  *) echo "usage: $0 state|pixels|fig4|fig8|atari|atari_ram|asterix_ram|demon_ram|demon|discrete" >&2; exit 2 ;;
+  *) echo "usage: $0 state|pixels|fig4|fig8|atari|atari_ram|asterix_ram|demon_ram|pong_ram|demon|discrete" >&2; exit 2 ;;
 esac

@@ -336,6 +336,18 @@ def test_atari_discrete_smoke(tmp_path):
         assert ep["obs"].shape == (101, 64, 64, 3) and ep["action"].shape == (101, 18)
         assert np.all(ep["action"][1:].sum(-1) == 1)  # One-hot actions.
     assert list((logdir / "videos").glob("*.gif"))
+    # experiments/probe_action_values.py reads such a run: the model's value of each action.
+    out = tmp_path / "values.json"
+    probe = subprocess.run([sys.executable, str(ROOT / "experiments" / "probe_action_values.py"),
+                            str(logdir), "--sequences", "2", "--samples", "2", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    (row,) = json.loads(out.read_text())
+    assert row["states"] == 2 * 8 and len(row["policy_mean_probs"]) == 18
+    assert np.isclose(sum(row["policy_mean_probs"]), 1.0, atol=0.02)
+    # The advantage splits into a shared and a state-dependent part (orthogonal: squares add).
+    assert np.isclose(row["adv_rms"] ** 2, row["adv_shared_rms"] ** 2 + row["adv_state_rms"] ** 2,
+                      rtol=1e-3)
 
 
 def test_logger_shows_the_last_logged_returns_after_a_resume(tmp_path):

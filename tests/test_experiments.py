@@ -1,0 +1,92 @@
+"""The diagnostics of experiments/ that the docs quote: their arithmetic on known inputs."""
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import probe_action_values  # noqa: E402
+import probe_atari_action_values  # noqa: E402
+
+
+def test_advantage_split_shared_and_state_parts():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=5)
+    q = 3.0 + shared + rng.normal(size=(40, 1))  # Every state agrees; state values differ.
+    out = probe_action_values.split_advantage(q, "a")
+    np.testing.assert_allclose(out["a_shared_rms"], np.sqrt(((shared - shared.mean()) ** 2).mean()))
+    assert out["a_state_rms"] < 1e-6
+    q = q + rng.normal(size=q.shape)  # Now also a state-dependent part: the squares add up.
+    out = probe_action_values.split_advantage(q, "a")
+    np.testing.assert_allclose(out["a_rms"] ** 2,
+                               out["a_shared_rms"] ** 2 + out["a_state_rms"] ** 2)
+    assert out["a_state_rms"] > 0.5
+
+
+def test_held_byte_comparison():
+    rng = np.random.default_rng(1)
+    true = rng.integers(0, 200, size=(30, 7))
+    same = probe_atari_action_values.compare_held(true, true)
+    assert same["byte_decoded_exactly"] == 1.0 and same["byte_decoded_mean_abs_error"] == 0.0
+    np.testing.assert_allclose(same["byte_action_effect_correlation"], 1.0)
+    np.testing.assert_allclose(same["byte_action_effect_rms"], same["model_byte_action_effect_rms"])
+    # A model that moves the byte the same for every action knows nothing of their effects;
+    # one whose moves are another state's scores near 0.
+    blind = true.copy()
+    blind[:, 1:] = blind[:, :1] + 3
+    blind_out = probe_atari_action_values.compare_held(true, blind)
+    assert blind_out["model_byte_action_effect_rms"] == 0
+    assert np.isnan(blind_out["byte_action_effect_correlation"])
+    other = np.concatenate([true[:, :1], np.roll(true[:, 1:], 1, axis=0)], 1)
+    assert abs(probe_atari_action_values.compare_held(true, other)[
+        "byte_action_effect_correlation"]) < 0.5
+
+
+def test_emulator_action_values_run(tmp_path):
+    out = tmp_path / "pong.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "probe_atari_action_values.py"), "--game",
+         "pong", "--states", "3", "--every", "3", "--continuations", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads(out.read_text())
+    assert row["states"] == 3 and np.isfinite(row["reward_adv_rms"])
+    np.testing.assert_allclose(row["reward_adv_rms"] ** 2, row["reward_adv_shared_rms"] ** 2
+                               + row["reward_adv_state_rms"] ** 2, rtol=1e-6, atol=1e-12)
+
+
+def test_action_values_gradient_reaches_the_first_action(make_tiny_config, env_specs,
+                                                         make_random_params):
+    """The straight-through gradient the probe compares with Q is dV_lambda(s_0)/da_0 through
+    the whole imagined trajectory: it matches central differences along a random direction
+    (the same imagination noise). With imagine()'s stop-gradient start in its place it fails."""
+    import jax
+
+    from dreamer_jax import agent, rssm
+
+    cfg = make_tiny_config(horizon=4, pcont=True)
+    nets = agent.make_nets(cfg, env_specs["discrete"])
+    params = make_random_params(agent.init_params, nets, jax.random.key(3), seed=3)
+    rng = np.random.default_rng(3)
+    n, a = 5, nets.spec.action_dim
+    start = rssm.RSSMState(*(rng.normal(size=(n, size)).astype(np.float32) for size in (
+        cfg.deter_size, cfg.stoch_size, cfg.stoch_size)), rng.uniform(
+        0.5, 1.5, (n, cfg.stoch_size)).astype(np.float32))
+    key = jax.random.key(4)
+    kw = dict(horizon=cfg.horizon, discount=cfg.discount, lambda_=cfg.lambda_)
+    value = jax.jit(lambda first: probe_action_values.value_of_first_action(
+        nets, params, start, first, key, **kw)[0])
+    first = jax.nn.one_hot(rng.integers(a, size=n), a)
+    grad = jax.grad(lambda f: value(f).sum())(first)
+    direction = rng.normal(size=(n, a)).astype(np.float32)
+    eps = 1e-2
+    numeric = (value(first + eps * direction) - value(first - eps * direction)) / (2 * eps)
+    assert np.abs(np.asarray(grad)).max() > 1e-4  # It does reach a_0.
+    np.testing.assert_allclose((np.asarray(grad) * direction).sum(1), numeric, rtol=0.05,
+                               atol=1e-4)
