@@ -11,7 +11,7 @@ dV_lambda(s_0) / da_0 at a sampled a_0 (what pushes the actor's logits) is compa
 their correlation over actions, and how often its largest entry is the best action. Also prints
 the action model's mean probabilities and its entropy at the same states.
 
-    .venv/bin/python experiments/probe_action_values.py --logdir runs/atari_pong_ram_ent0.03
+    .venv/bin/python experiments/probe_action_values.py runs/atari_pong_ram_ent0.03
 
 Prints one summary line per run and, with --out, writes them as JSON.
 """
@@ -50,8 +50,10 @@ def value_of_first_action(nets, params, start, first, key, *, horizon, discount,
     feat = jnp.concatenate([rssm.feature(start)[None], rssm.feature(s1)[None], feats], 0)
     reward, value, disc = agent_lib.heads(nets, params["world"], params["value"], feat,
                                           discount=discount)
-    # The imagined rewards alone, r(s_0) .. r(s_{H-1}) discounted by the predicted discounts:
-    # comparable with experiments/probe_atari_action_values.py's emulator rollouts.
+    # The imagined rewards alone, r(s_0) .. r(s_{H-1}) discounted by the predicted discounts,
+    # for experiments/probe_atari_action_values.py's emulator rollouts. r(s_0), the reward of
+    # reaching s_0, is the same for every first action and cancels in the advantages, so these
+    # cover the rewards after a_0 .. a_{H-2}: one step fewer than the emulator's H.
     weights = jnp.cumprod(jnp.concatenate([jnp.ones_like(disc[:1]), disc[:-2]], 0), 0)
     rewards = (weights * reward[:-1]).sum(0)
     return imagine.lambda_returns(reward, value, disc, lambda_=lambda_)[0], rewards
