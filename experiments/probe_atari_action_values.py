@@ -38,12 +38,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import probe_action_values  # noqa: E402
 from dreamer_jax import gym_envs  # noqa: E402
 from probe_action_values import correlation  # noqa: E402
-
-
-def one_hot(index: int, n: int) -> np.ndarray:
-    action = np.zeros(n, np.float32)
-    action[index] = 1.0
-    return action
+from probe_atari_games import one_hot  # noqa: E402
 
 
 def rollout(env, first: int, rest: np.ndarray, discount: float) -> float:
@@ -106,23 +101,25 @@ def action_values(game: str, states: int, every: int, continuations: int, horizo
                 model.observe(env.reset(), None)
         model.snapshot()
         snapshot, counters = ale.cloneState(), (env._lives, env._steps)
+
+        def restore():
+            ale.restoreState(snapshot)
+            env._lives, env._steps = counters
+
         rests = rng.integers(n, size=(continuations, horizon - 1))
         q = np.zeros((n, continuations))
         for k in range(n):
             for c, rest in enumerate(rests):
-                ale.restoreState(snapshot)
-                env._lives, env._steps = counters
+                restore()
                 q[k, c] = rollout(env, k, rest, discount)
-        ale.restoreState(snapshot)
+        restore()
         held.append([int(ale.getRAM()[byte])])
         for k in range(n):
-            ale.restoreState(snapshot)
-            env._lives, env._steps = counters
+            restore()
             for _ in range(hold):
                 env.step(one_hot(k, n))
             held[-1].append(int(ale.getRAM()[byte]))
-        ale.restoreState(snapshot)
-        env._lives, env._steps = counters
+        restore()
         rows.append(q)
     env.close()
     return np.stack(rows), np.array(held)
@@ -162,6 +159,9 @@ def compare_model(model: ModelTracker, q: np.ndarray, held: np.ndarray, samples:
     _, q_model, _ = jax.device_get(fn(nets, params, start, jax.random.PRNGKey(seed + 1),
                                       horizon=config.horizon, discount=config.discount,
                                       lambda_=config.lambda_, samples=samples))
+    held_model = np.asarray(jax.jit(model_held_bytes, static_argnums=0,
+                                    static_argnames=("hold", "byte"))(
+        nets, params["world"], start, jax.random.PRNGKey(seed + 2), hold=hold, byte=byte))
     true = q - q.mean(1, keepdims=True)
     pred = q_model - q_model.mean(1, keepdims=True)
     matters = np.ptp(q, 1) > 1e-6
@@ -179,9 +179,7 @@ def compare_model(model: ModelTracker, q: np.ndarray, held: np.ndarray, samples:
         model_best_is_a_true_best=float(np.mean(
             (q[np.arange(len(q)), np.argmax(q_model, 1)] >= q.max(1) - 1e-6)[matters])),
         states_probed=int(len(q)), states_where_actions_matter=int(matters.sum()),
-        **compare_held(held, np.asarray(jax.jit(model_held_bytes, static_argnums=0,
-                                                 static_argnames=("hold", "byte"))(
-            nets, params["world"], start, jax.random.PRNGKey(seed + 2), hold=hold, byte=byte))))
+        **compare_held(held, held_model))
 
 
 def compare_held(true: np.ndarray, pred: np.ndarray) -> dict:

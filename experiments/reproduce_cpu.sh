@@ -18,6 +18,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs}"
 
+variant() {  # Sets $suffix and $flags from REWARD, ENTROPY and SEED (not the paper's settings):
+  # REWARD=none (the game's rewards as the reward model's targets instead of tanh: _raw),
+  # ENTROPY=c (--actor_entropy c: _ent<c>), SEED=s (_s<s>; seed 0 adds nothing).
+  suffix=""
+  [ "${REWARD:-tanh}" = tanh ] || suffix="_raw"
+  [ "${ENTROPY:-0}" = 0 ] || suffix="${suffix}_ent$ENTROPY"
+  [ "${SEED:-0}" = 0 ] || suffix="${suffix}_s$SEED"
+  flags=(--reward_transform "${REWARD:-tanh}" --actor_entropy "${ENTROPY:-0}" --seed "${SEED:-0}")
+}
+
 atari_ram() {  # game, updates per episode, checkpoint period (frames), plot title, [flags...]
   .venv/bin/python -m dreamer_jax.train --preset atari --task "atari_$1" --obs state \
     --batch_size 16 --train_steps "$2" --steps "${STEPS:-400000}" --eval_every 20000 \
@@ -107,29 +117,21 @@ case "${1:-state}" in
     # 480, ~930-step random episodes), 300 updates per episode (~80 per 1,000 frames; the
     # official code trains 100), episodes capped at 18,000 frames (5 minutes of play; the paper's
     # code allows 108,000) because some behaviours (e.g. holding RIGHT) survive without end.
-    # Not the paper's, each adds to the logdir's name: REWARD=none (the game's rewards, 10-35 a
-    # kill, as the reward model's targets instead of tanh: _raw), ENTROPY=c (--actor_entropy c:
-    # _ent<c>), SEED=s (_s<s>; seed 0 adds nothing).
-    suffix=""
-    [ "${REWARD:-tanh}" = tanh ] || suffix="_raw"
-    [ "${ENTROPY:-0}" = 0 ] || suffix="${suffix}_ent$ENTROPY"
-    [ "${SEED:-0}" = 0 ] || suffix="${suffix}_s$SEED"
+    # REWARD / ENTROPY / SEED pick a variant and name its logdir (see variant; Demon Attack's
+    # raw rewards are 10-35 a kill).
+    variant
     SUFFIX="$suffix" atari_ram demon_attack 300 10000 \
       "Demon Attack from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
-      --time_limit 18000 --reward_transform "${REWARD:-tanh}" --actor_entropy "${ENTROPY:-0}" \
-      --seed "${SEED:-0}" ;;
+      --time_limit 18000 "${flags[@]}" ;;
   pong_ram)
     # Pong (random play -20 +- 1 in 892 agent steps, every fixed action -21:
     # experiments/results/probe_pong_boxing_breakout.md; an agent cannot stall, the opponent
     # serves and scores), 300 updates per episode (~84 per 1,000 frames of a random episode; the
-    # official code trains 100). ENTROPY=c (--actor_entropy c, not the paper's: _ent<c>) and
-    # SEED=s (_s<s>) name the logdir as in demon_ram.
-    suffix=""
-    [ "${ENTROPY:-0}" = 0 ] || suffix="_ent$ENTROPY"
-    [ "${SEED:-0}" = 0 ] || suffix="${suffix}_s$SEED"
+    # official code trains 100). REWARD / ENTROPY / SEED as in demon_ram.
+    variant
     SUFFIX="$suffix" atari_ram pong 300 10000 \
       "Pong from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
-      --time_limit 18000 --actor_entropy "${ENTROPY:-0}" --seed "${SEED:-0}" ;;
+      --time_limit 18000 "${flags[@]}" ;;
   demon)
     # The same game from 64x64 pixels (the paper's observations), batch 8x50, conv depth 16.
     .venv/bin/python -m dreamer_jax.train --preset atari --task atari_demon_attack --batch_size 8 \

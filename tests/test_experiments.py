@@ -67,17 +67,12 @@ def test_action_values_gradient_reaches_the_first_action(make_tiny_config, env_s
     the whole imagined trajectory: it matches central differences along a random direction
     (the same imagination noise). With imagine()'s stop-gradient start in its place it fails."""
     import jax
-
-    from dreamer_jax import agent, rssm
+    from test_imagine import build  # Tiny networks, random parameters and start states.
 
     cfg = make_tiny_config(horizon=4, pcont=True)
-    nets = agent.make_nets(cfg, env_specs["discrete"])
-    params = make_random_params(agent.init_params, nets, jax.random.key(3), seed=3)
+    nets, params, start = build(cfg, env_specs["discrete"], make_random_params, seed=3)
     rng = np.random.default_rng(3)
-    n, a = 5, nets.spec.action_dim
-    start = rssm.RSSMState(*(rng.normal(size=(n, size)).astype(np.float32) for size in (
-        cfg.deter_size, cfg.stoch_size, cfg.stoch_size)), rng.uniform(
-        0.5, 1.5, (n, cfg.stoch_size)).astype(np.float32))
+    n, a = start.deter.shape[0], nets.spec.action_dim
     key = jax.random.key(4)
     kw = dict(horizon=cfg.horizon, discount=cfg.discount, lambda_=cfg.lambda_)
     value = jax.jit(lambda first: probe_action_values.value_of_first_action(
