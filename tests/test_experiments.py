@@ -85,3 +85,23 @@ def test_action_values_gradient_reaches_the_first_action(make_tiny_config, env_s
     assert np.abs(np.asarray(grad)).max() > 1e-4  # It does reach a_0.
     np.testing.assert_allclose((np.asarray(grad) * direction).sum(1), numeric, rtol=0.05,
                                atol=1e-4)
+
+
+def test_handwritten_deconv_gradient_matches_autodiff():
+    """bench_deconv_vjp.py's hand-written transposed-conv gradient (a strided conv of dy and its
+    kernel gradient) equals autodiff's, for both of conv_matmul's paths (k = 5: all taps as
+    patches; k = 6 with 8 features: row taps)."""
+    import jax
+
+    import bench_deconv_vjp
+
+    for size, cin, cout, kernel in ((4, 3, 4, 5), (5, 16, 8, 6)):
+        keys = jax.random.split(jax.random.key(size), 3)
+        x = jax.random.normal(keys[0], (2, size, size, cin))
+        w = jax.random.normal(keys[1], (kernel, kernel, cin, cout))
+        t = jax.random.normal(keys[2], bench_deconv_vjp.AUTODIFF(x, w, 2).shape)
+        want, got = (bench_deconv_vjp.layer_grad(fn)(w, x, t)
+                     for fn in bench_deconv_vjp.FORMS.values())
+        for a, b in zip(want, got):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+        assert bench_deconv_vjp.max_rel_diff(want, got) < 1e-5

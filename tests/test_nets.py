@@ -179,14 +179,17 @@ def test_conv_transpose_formulations_match_numpy(size, kernel, stride, width):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=fn.__name__)
 
 
-@pytest.mark.parametrize("transpose,size,kernel,cin", [  # size 1: 1x1 input (a single matmul)
-    (False, 9, 4, 3), (False, 9, 4, 16), (True, 1, 5, 3), (True, 3, 6, 3), (True, 4, 5, 3)])
-def test_conv_module_impls_agree(transpose, size, kernel, cin, make_random_params):
+@pytest.mark.parametrize("transpose,size,kernel,cin,features", [
+    (False, 9, 4, 3, 4), (False, 9, 4, 16, 4),
+    (True, 1, 5, 3, 4),  # a 1x1 input: one matmul
+    # Kernels 5 (taps padded to 6) and 6; 16 input channels and 8 output features as well.
+    (True, 3, 6, 3, 4), (True, 4, 5, 3, 4), (True, 5, 6, 16, 8), (True, 4, 5, 16, 8)])
+def test_conv_module_impls_agree(transpose, size, kernel, cin, features, make_random_params):
     """'matmul' and 'lax' give the same outputs and gradients from the same parameters."""
     x, _ = random_conv_inputs(size, size, kernel, cin=cin, width=1 if size == 1 else None)
-    modules = {impl: nets.Conv(4, kernel, 2, impl, transpose) for impl in ("matmul", "lax")}
+    modules = {impl: nets.Conv(features, kernel, 2, impl, transpose) for impl in ("matmul", "lax")}
     params = make_random_params(modules["lax"].init, jax.random.key(0), x)
-    chex.assert_shape(params["params"]["kernel"], (kernel, kernel, cin, 4))
+    chex.assert_shape(params["params"]["kernel"], (kernel, kernel, cin, features))
     out_shape = jax.eval_shape(modules["lax"].apply, params, x).shape
     w = np.random.default_rng(7).normal(size=out_shape).astype(np.float32)
 
