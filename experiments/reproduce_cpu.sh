@@ -6,6 +6,7 @@
 #                                              # env steps (STEPS=200000 ... takes the run further)
 #   bash experiments/reproduce_cpu.sh fig4     # dreamer vs only_action vs planet (states)
 #   bash experiments/reproduce_cpu.sh fig8     # reconstruction vs contrastive vs reward (pixels)
+#   bash experiments/reproduce_cpu.sh fig8_state # the same three objectives from states (cpu preset)
 #   bash experiments/reproduce_cpu.sh atari    # discrete actions on Boxing (pixels)
 #   bash experiments/reproduce_cpu.sh atari_ram # discrete actions on Boxing from its RAM
 #   bash experiments/reproduce_cpu.sh asterix_ram # discrete actions on Asterix from its RAM
@@ -76,18 +77,37 @@ case "${1:-state}" in
   fig8)
     # Figure 8 at CPU scale: the three representation objectives from 64x64 pixels, batch 8x50,
     # action repeat 8, conv depth 16 (half the paper's channels: 1.0 s per update instead of 2.2 s
-    # on 2 cores), 21k env steps each (5k of them seed episodes). OBJECTIVES picks a subset, e.g.
-    # to run arms side by side, one per core (taskset -c 0 / -c 1).
+    # on 2 cores), 21k env steps each (5k of them seed episodes; STEPS=100000 takes them further,
+    # same logdirs). OBJECTIVES picks a subset, e.g. to run arms side by side, one per core
+    # (taskset -c 0 / -c 1).
     for objective in ${OBJECTIVES:-reconstruction contrastive reward}; do
       .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
         --objective "$objective" --batch_size 8 --action_repeat 8 --cnn_depth 16 \
-        --logdir "$RUNS/fig8_$objective" --steps 21000 --eval_every 5000 --eval_episodes 3 \
+        --logdir "$RUNS/fig8_$objective" --steps "${STEPS:-21000}" --eval_every 5000 --eval_episodes 3 \
         --checkpoint_every 2000
     done
-    .venv/bin/python -m dreamer_jax.plot "$RUNS"/fig8_* --out experiments/results/fig8_cpu.png \
+    .venv/bin/python -m dreamer_jax.plot "$RUNS"/fig8_{reconstruction,contrastive,reward} \
+      --out experiments/results/fig8_cpu.png \
       --table experiments/results/fig8_cpu.md \
       --title "Figure 8 at CPU scale: cartpole_swingup from pixels, batch 8x50, repeat 8, depth 16"
     for o in reconstruction contrastive reward; do cp "$RUNS/fig8_$o/metrics.jsonl" "experiments/results/fig8_$o.jsonl"; done ;;
+  fig8_state)
+    # Figure 8's three objectives at CPU scale from states (cheaper than pixels: the cpu preset,
+    # cartpole swing-up, seed 0, STEPS env steps each, default 30k). Reconstruction decodes the
+    # 5-dim state; contrastive's state model is an MLP on it; reward only has no observation
+    # term. OBJECTIVES picks a subset, e.g. to run the arms side by side as separate processes.
+    for objective in ${OBJECTIVES:-reconstruction contrastive reward}; do
+      .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
+        --objective "$objective" --logdir "$RUNS/fig8_state_$objective" --steps "${STEPS:-30000}" \
+        --eval_every 5000 --eval_episodes 5
+    done
+    .venv/bin/python -m dreamer_jax.plot "$RUNS"/fig8_state_{reconstruction,contrastive,reward} \
+      --out experiments/results/fig8_state_cpu.png \
+      --table experiments/results/fig8_state_cpu.md \
+      --title "Figure 8's objectives from states: cartpole_swingup, cpu preset, one seed"
+    for o in reconstruction contrastive reward; do
+      cp "$RUNS/fig8_state_$o/metrics.jsonl" "experiments/results/fig8_state_$o.jsonl"
+    done ;;
   atari)
     # Discrete actions (Appendix C) on Boxing (Machado protocol: sticky actions, full action set),
     # atari preset with batch 8x50 and conv depth 16, C=100 updates per episode as in the paper's
