@@ -9,7 +9,8 @@ output gradient dy, which `nets.conv_matmul` computes in its fast forward formul
     dx[i, j]     = sum_{a, b} dy[s*i + a, s*j + b] @ kernel[a, b]^T      (a strided conv of dy)
     dkernel[a, b] = sum_{n, i, j} x[i, j]^T dy[s*i + a, s*j + b]        (that conv's kernel gradient)
 
-`conv_transpose_handwritten` is `nets.conv_transpose_matmul` with that gradient (`jax.custom_vjp`).
+`conv_transpose_handwritten` is `nets.conv_transpose_matmul` with that gradient (`jax.custom_vjp`;
+a 1x1 input, deconv0, stays one matmul with autodiff).
 This script checks that both give the same gradients, then times forward + backward of each
 decoder layer alone (random input and output gradient) and of the whole paper decoder
 (`nets.ConvDecoder`, a squared-error loss), with autodiff and with the hand-written gradient,
@@ -39,8 +40,14 @@ from dreamer_jax import nets  # noqa: E402
 AUTODIFF = nets.conv_transpose_matmul
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv_transpose_handwritten(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    if x.shape[1] == x.shape[2] == 1:  # deconv0: one matmul, whose autodiff is its own gradient.
+        return AUTODIFF(x, kernel, stride)
+    return _handwritten(x, kernel, stride)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _handwritten(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     return AUTODIFF(x, kernel, stride)
 
 
@@ -56,7 +63,7 @@ def _backward(stride, residuals, dy):
     return dx, dkernel.transpose(0, 1, 3, 2)
 
 
-conv_transpose_handwritten.defvjp(_forward, _backward)
+_handwritten.defvjp(_forward, _backward)
 FORMS = {"autodiff": AUTODIFF, "handwritten": conv_transpose_handwritten}
 
 
