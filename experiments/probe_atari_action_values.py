@@ -54,6 +54,11 @@ def rollout(env, first: int, rest: np.ndarray, discount: float) -> float:
     return total
 
 
+def actions_matter(q: np.ndarray) -> np.ndarray:
+    """[states] bool: the first actions' discounted rewards q [states, A] are not all equal."""
+    return np.ptp(q, 1) > 1e-6
+
+
 class ModelTracker:
     """A run's posterior state along the trajectory the probe plays (no model: does nothing)."""
 
@@ -164,7 +169,7 @@ def compare_model(model: ModelTracker, q: np.ndarray, held: np.ndarray, samples:
         nets, params["world"], start, jax.random.PRNGKey(seed + 2), hold=hold, byte=byte))
     true = q - q.mean(1, keepdims=True)
     pred = q_model - q_model.mean(1, keepdims=True)
-    matters = np.ptp(q, 1) > 1e-6
+    matters = actions_matter(q)
     rms = lambda x: float(np.sqrt((x ** 2).mean())) if x.size else float("nan")  # noqa: E731
     return dict(
         logdir=model.logdir,
@@ -218,20 +223,16 @@ def main() -> None:
                                   args.horizon, args.discount, args.seed, model, args.byte,
                                   args.hold)
     q = returns.mean(2)
-    adv = q - q.mean(1, keepdims=True)
     # Sampling noise of these advantages (sticky actions, continuations): half the difference
     # between the advantages of the two halves of the continuations.
     halves = [r.mean(2) - r.mean(2).mean(1, keepdims=True) for r in np.array_split(returns, 2, 2)]
-    shared = adv.mean(0)
     row = dict(
         date=datetime.date.today().isoformat(), game=args.game, states=args.states,
         every=args.every, continuations=args.continuations, horizon=args.horizon,
         discount=args.discount, seed=args.seed, reward_sum_mean=float(q.mean()),
-        reward_adv_rms=float(np.sqrt((adv ** 2).mean())),
-        reward_adv_shared_rms=float(np.sqrt((shared ** 2).mean())),
-        reward_adv_state_rms=float(np.sqrt(((adv - shared) ** 2).mean())),
+        **probe_action_values.split_advantage(q, "reward_adv"),
         reward_adv_noise_rms=float(np.sqrt(((halves[0] - halves[1]) ** 2).mean()) / 2),
-        states_where_actions_differ=float(np.mean(np.ptp(q, 1) > 1e-6)),
+        states_where_actions_differ=float(np.mean(actions_matter(q))),
         mean_best_minus_worst=float(np.ptp(q, 1).mean()))
     if model.loaded is not None:
         row.update(compare_model(model, q, held, args.model_samples, args.seed, args.byte,
