@@ -126,8 +126,13 @@ case "${1:-state}" in
   atari_ram)
     # The same Appendix C agent on Boxing, observing the bits of its 128-byte RAM (--obs state:
     # an MLP encoder/decoder instead of the conv nets; not the paper's pixels), batch 16x50,
-    # 300 updates per ~7,100-frame episode, 400k frames; resumable (multi-session).
-    atari_ram boxing 300 20000 "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode" ;;
+    # 300 updates per ~7,100-frame episode, 400k frames; resumable (multi-session). REWARD /
+    # ENTROPY / SEED as in demon_ram (session 16: ENTROPY=0.03, Boxing's first actions change the
+    # next 10 steps' rewards far more than Pong's: experiments/results/probe_boxing_emulator.json).
+    variant
+    SUFFIX="$suffix" atari_ram boxing 300 10000 \
+      "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
+      "${flags[@]}" ;;
   asterix_ram)
     # The same on Asterix (dense rewards, ~1,000-frame random episodes), C=100 updates per
     # episode (about the official code's 100 per 1,000 frames).
