@@ -30,12 +30,29 @@ variant() {  # Sets $suffix and $flags from REWARD, ENTROPY and SEED (not the pa
 }
 
 atari_ram() {  # game, updates per episode, checkpoint period (frames), plot title, [flags...]
+  # REWARD / ENTROPY / SEED (see variant) name the logdir and add their flags.
+  variant
   .venv/bin/python -m dreamer_jax.train --preset atari --task "atari_$1" --obs state \
     --batch_size 16 --train_steps "$2" --steps "${STEPS:-400000}" --eval_every 20000 \
-    --eval_episodes 3 --checkpoint_every "$3" --logdir "$RUNS/atari_$1_ram${SUFFIX:-}" "${@:5}"
-  .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_$1_ram${SUFFIX:-}" \
-    --out "experiments/results/atari_$1_ram${SUFFIX:-}_cpu.png" --title "$4"
-  cp "$RUNS/atari_$1_ram${SUFFIX:-}/metrics.jsonl" "experiments/results/atari_$1_ram${SUFFIX:-}_cpu.jsonl"
+    --eval_episodes 3 --checkpoint_every "$3" --logdir "$RUNS/atari_$1_ram$suffix" \
+    "${flags[@]}" "${@:5}"
+  .venv/bin/python -m dreamer_jax.plot "$RUNS/atari_$1_ram$suffix" \
+    --out "experiments/results/atari_$1_ram${suffix}_cpu.png" --title "$4$suffix"
+  cp "$RUNS/atari_$1_ram$suffix/metrics.jsonl" "experiments/results/atari_$1_ram${suffix}_cpu.jsonl"
+}
+
+objectives() {  # logdir prefix, plot title, default STEPS, [train flags...]: Figure 8's three arms
+  # on cartpole swing-up, one after another; OBJECTIVES picks a subset, e.g. to run the arms side
+  # by side as separate processes (taskset -c 0 / -c 1), then all three again to plot.
+  for objective in ${OBJECTIVES:-reconstruction contrastive reward}; do
+    .venv/bin/python -m dreamer_jax.train --task dmc_cartpole_swingup --objective "$objective" \
+      --logdir "$RUNS/$1_$objective" --steps "${STEPS:-$3}" --eval_every 5000 "${@:4}"
+  done
+  .venv/bin/python -m dreamer_jax.plot "$RUNS/$1"_{reconstruction,contrastive,reward} \
+    --out "experiments/results/$1_cpu.png" --table "experiments/results/$1_cpu.md" --title "$2"
+  for o in reconstruction contrastive reward; do
+    cp "$RUNS/$1_$o/metrics.jsonl" "experiments/results/$1_$o.jsonl"
+  done
 }
 
 case "${1:-state}" in
@@ -78,36 +95,17 @@ case "${1:-state}" in
     # Figure 8 at CPU scale: the three representation objectives from 64x64 pixels, batch 8x50,
     # action repeat 8, conv depth 16 (half the paper's channels: 1.0 s per update instead of 2.2 s
     # on 2 cores), 21k env steps each (5k of them seed episodes; STEPS=100000 takes them further,
-    # same logdirs). OBJECTIVES picks a subset, e.g. to run arms side by side, one per core
-    # (taskset -c 0 / -c 1).
-    for objective in ${OBJECTIVES:-reconstruction contrastive reward}; do
-      .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
-        --objective "$objective" --batch_size 8 --action_repeat 8 --cnn_depth 16 \
-        --logdir "$RUNS/fig8_$objective" --steps "${STEPS:-21000}" --eval_every 5000 --eval_episodes 3 \
-        --checkpoint_every 2000
-    done
-    .venv/bin/python -m dreamer_jax.plot "$RUNS"/fig8_{reconstruction,contrastive,reward} \
-      --out experiments/results/fig8_cpu.png \
-      --table experiments/results/fig8_cpu.md \
-      --title "Figure 8 at CPU scale: cartpole_swingup from pixels, batch 8x50, repeat 8, depth 16"
-    for o in reconstruction contrastive reward; do cp "$RUNS/fig8_$o/metrics.jsonl" "experiments/results/fig8_$o.jsonl"; done ;;
+    # same logdirs). OBJECTIVES picks a subset (see objectives).
+    objectives fig8 "Figure 8 at CPU scale: cartpole_swingup from pixels, batch 8x50, repeat 8, depth 16" \
+      21000 --preset paper --batch_size 8 --action_repeat 8 --cnn_depth 16 --eval_episodes 3 \
+      --checkpoint_every 2000 ;;
   fig8_state)
     # Figure 8's three objectives at CPU scale from states (cheaper than pixels: the cpu preset,
     # cartpole swing-up, seed 0, STEPS env steps each, default 30k). Reconstruction decodes the
     # 5-dim state; contrastive's state model is an MLP on it; reward only has no observation
-    # term. OBJECTIVES picks a subset, e.g. to run the arms side by side as separate processes.
-    for objective in ${OBJECTIVES:-reconstruction contrastive reward}; do
-      .venv/bin/python -m dreamer_jax.train --preset cpu --task dmc_cartpole_swingup \
-        --objective "$objective" --logdir "$RUNS/fig8_state_$objective" --steps "${STEPS:-30000}" \
-        --eval_every 5000 --eval_episodes 5
-    done
-    .venv/bin/python -m dreamer_jax.plot "$RUNS"/fig8_state_{reconstruction,contrastive,reward} \
-      --out experiments/results/fig8_state_cpu.png \
-      --table experiments/results/fig8_state_cpu.md \
-      --title "Figure 8's objectives from states: cartpole_swingup, cpu preset, one seed"
-    for o in reconstruction contrastive reward; do
-      cp "$RUNS/fig8_state_$o/metrics.jsonl" "experiments/results/fig8_state_$o.jsonl"
-    done ;;
+    # term. OBJECTIVES picks a subset (see objectives).
+    objectives fig8_state "Figure 8's objectives from states: cartpole_swingup, cpu preset, one seed" \
+      30000 --preset cpu --eval_episodes 5 ;;
   atari)
     # Discrete actions (Appendix C) on Boxing (Machado protocol: sticky actions, full action set),
     # atari preset with batch 8x50 and conv depth 16, C=100 updates per episode as in the paper's
@@ -129,10 +127,8 @@ case "${1:-state}" in
     # 300 updates per ~7,100-frame episode, 400k frames; resumable (multi-session). REWARD /
     # ENTROPY / SEED as in demon_ram (session 16: ENTROPY=0.03, Boxing's first actions change the
     # next 10 steps' rewards far more than Pong's: experiments/results/probe_boxing_emulator.json).
-    variant
-    SUFFIX="$suffix" atari_ram boxing 300 10000 \
-      "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
-      "${flags[@]}" ;;
+    atari_ram boxing 300 10000 \
+      "Boxing from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode" ;;
   asterix_ram)
     # The same on Asterix (dense rewards, ~1,000-frame random episodes), C=100 updates per
     # episode (about the official code's 100 per 1,000 frames).
@@ -144,19 +140,17 @@ case "${1:-state}" in
     # code allows 108,000) because some behaviours (e.g. holding RIGHT) survive without end.
     # REWARD / ENTROPY / SEED pick a variant and name its logdir (see variant; Demon Attack's
     # raw rewards are 10-35 a kill).
-    variant
-    SUFFIX="$suffix" atari_ram demon_attack 300 10000 \
-      "Demon Attack from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
-      --time_limit 18000 "${flags[@]}" ;;
+    atari_ram demon_attack 300 10000 \
+      "Demon Attack from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode" \
+      --time_limit 18000 ;;
   pong_ram)
     # Pong (random play -20 +- 1 in 892 agent steps, every fixed action -21:
     # experiments/results/probe_pong_boxing_breakout.md; an agent cannot stall, the opponent
     # serves and scores), 300 updates per episode (~84 per 1,000 frames of a random episode; the
     # official code trains 100). REWARD / ENTROPY / SEED as in demon_ram.
-    variant
-    SUFFIX="$suffix" atari_ram pong 300 10000 \
-      "Pong from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode${suffix}" \
-      --time_limit 18000 "${flags[@]}" ;;
+    atari_ram pong 300 10000 \
+      "Pong from its RAM bits (not pixels), atari preset, batch 16x50, 300 updates/episode" \
+      --time_limit 18000 ;;
   demon)
     # The same game from 64x64 pixels (the paper's observations), batch 8x50, conv depth 16.
     .venv/bin/python -m dreamer_jax.train --preset atari --task atari_demon_attack --batch_size 8 \
