@@ -45,9 +45,15 @@ def read_records(logdir: pathlib.Path) -> list[dict]:
 
 
 def read_series(logdir: pathlib.Path, key: str) -> tuple[list[int], list[float]]:
+    """(env steps, values) of `key`. A resumed run redoes the updates and evaluation since its
+    checkpoint at the env step its replay had reached, and logs them again: a record at or
+    before the last kept step replaces the superseded ones from that step on."""
     steps, values = [], []
     for record in read_records(logdir):
         if key in record:
+            while steps and steps[-1] >= record["step"]:
+                steps.pop()
+                values.pop()
             steps.append(record["step"])
             values.append(record[key])
     return steps, values

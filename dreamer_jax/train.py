@@ -231,6 +231,15 @@ class Logger:
 
 # --- Collection -------------------------------------------------------------------------------
 
+def exploration(c: Config, updates: int) -> float:
+    """Exploration noise (Normal std, or epsilon for discrete actions) after `updates`:
+    linear from expl_noise to expl_min over expl_decay updates (Appendix C), or constant."""
+    if not c.expl_decay:
+        return c.expl_noise
+    frac = min(updates / c.expl_decay, 1.0)
+    return c.expl_noise + frac * (c.expl_min - c.expl_noise)
+
+
 class Agent:
     """The compiled entry points and the training state."""
 
@@ -275,15 +284,6 @@ class Agent:
             memory.release_free_heap()
         return self._compiled_step(state, batch)
 
-    def exploration(self, updates: int) -> float:
-        """Exploration noise (Normal std, or epsilon for discrete actions) after `updates`:
-        linear from expl_noise to expl_min over expl_decay updates (Appendix C), or constant."""
-        c = self.config
-        if not c.expl_decay:
-            return c.expl_noise
-        frac = min(updates / c.expl_decay, 1.0)
-        return c.expl_noise + frac * (c.expl_min - c.expl_noise)
-
     def act(self, obs, first, training: bool, updates: int = 0, params=None):
         """Actions [E, A] for observations [E, ...] of E environments stepped in lockstep;
         `first` [E] marks their first step (all or none: episodes start together). `params`
@@ -295,7 +295,7 @@ class Agent:
 
         if np.any(first):
             self._carry = agent.initial_carry(self.nets, len(obs))
-        noise = self.exploration(updates) if training else 0.0
+        noise = exploration(self.config, updates) if training else 0.0
         params = self.state.params if params is None else params
         if params is not self._act_params:  # The policy state follows the parameters' device
             self._act_params = params        # (see params_copy); checked once per new params.

@@ -11,6 +11,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 
+import atari_summary  # noqa: E402
 import probe_action_values  # noqa: E402
 import probe_atari_action_values  # noqa: E402
 
@@ -105,3 +106,29 @@ def test_handwritten_deconv_gradient_matches_autodiff():
         for a, b in zip(want, got):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
         assert bench_deconv_vjp.max_rel_diff(want, got) < 1e-5
+
+
+def test_atari_summary_windows_and_welch_t(tmp_path):
+    """Training returns after the seed episodes, in windows, against random play; an evaluation
+    logged again by a resumed run counts once, with its later value."""
+    rng = np.random.default_rng(0)
+    random = rng.normal(1.5, 5.0, size=30)
+    returns = rng.normal(6.0, 10.0, size=2 + 13).round()
+    rows = [{"step": 1000 * (i + 1), "train_return": float(v)} for i, v in enumerate(returns)]
+    rows += [{"step": 15000, "eval_return": -3.0}, {"step": 15000, "eval_return": 7.5}]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = atari_summary.summarize([run, run], random, seed_episodes=2, size=5)
+    # 13 learned episodes in windows of 5, 8 (the short last one joins the one before).
+    first, second = returns[2:7], returns[7:]
+    for start, stop, chunk in [(3, 7, first), (8, 15, second)]:
+        n, m = len(chunk), len(random)
+        t = (chunk.mean() - random.mean()) / np.sqrt(
+            ((chunk - chunk.mean()) ** 2).sum() / (n - 1) / n
+            + ((random - random.mean()) ** 2).sum() / (m - 1) / m)
+        assert f"| run | {start}-{stop} | {1000 * start:,}-{1000 * stop:,} | {chunk.mean():.2f} |" in text
+        assert text.count(f"| {t:.1f} |") >= 2  # Once per copy of the run.
+    pooled = np.concatenate([returns[-5:]] * 2)
+    assert f"| all 2 runs | the last 5 of each | | {pooled.mean():.2f} |" in text
+    assert "| run | 15,000: 7.5 |" in text

@@ -85,6 +85,19 @@ def test_unreadable_lines_are_skipped_with_a_warning(tmp_path, capsys):
     assert plot.main([str(run), "--out", str(out)]) == 0 and out.stat().st_size > 0
 
 
+def test_a_resumed_runs_superseded_records_are_left_out(tmp_path):
+    """Killed after evaluating at 3000 and resumed from an earlier checkpoint, the run redid the
+    updates and evaluated at 3000 again (another value); its episodes stay as they were."""
+    run = fake_run(tmp_path, "a", [(1000, 100), (2000, 200), (3000, 1)])
+    with open(run / "metrics.jsonl", "a") as f:
+        for step, value in [(3000, 300), (4000, 400)]:
+            f.write(json.dumps({"step": step, "eval_return": value}) + "\n")
+    assert plot.read_series(run, "eval_return") == ([1000, 2000, 3000, 4000], [100, 200, 300, 400])
+    assert plot.read_series(run, "train_return") == ([1000, 2000, 3000], [90, 190, -9])
+    steps, values = plot.eval_curve([run])
+    np.testing.assert_array_equal(values, [[100, 200, 300, 400]])
+
+
 @pytest.mark.parametrize("args, expect", [
     (["--out", "curves.gif"], "--out='curves.gif' must end in one of .png"),
     (["--out", "c.png", "--reference", "cartpole_upswing"], "--reference='cartpole_upswing' has no"),

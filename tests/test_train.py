@@ -348,6 +348,29 @@ def test_atari_discrete_smoke(tmp_path):
     # The advantage splits into a shared and a state-dependent part (orthogonal: squares add).
     assert np.isclose(row["adv_rms"] ** 2, row["adv_shared_rms"] ** 2 + row["adv_state_rms"] ** 2,
                       rtol=1e-3)
+    # experiments/evaluate_atari.py plays the checkpoint in each way of acting.
+    out = tmp_path / "evaluate.json"
+    evaluation = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "evaluate_atari.py"), "--logdir",
+         str(logdir), "--episodes", "2", "--lockstep", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["updates"] == 5 and sorted(result["modes"]) == ["greedy", "sample", "train"]
+    for row in result["modes"].values():
+        assert len(row["returns"]) == 2 and np.isclose(row["mean"], np.mean(row["returns"]))
+
+
+def test_exploration_schedule():
+    """Appendix C: epsilon 0.4 -> 0.1 linearly over the first 200k updates; Appendix A: Normal
+    noise std 0.3 throughout."""
+    from dreamer_jax import config as config_lib, train
+
+    atari = config_lib.make_config("atari", task="atari_pong")
+    assert [train.exploration(atari, u) for u in (0, 100_000, 200_000, 10**6)] == pytest.approx(
+        [0.4, 0.25, 0.1, 0.1])
+    paper = config_lib.make_config("paper")
+    assert [train.exploration(paper, u) for u in (0, 10**6)] == [0.3, 0.3]
 
 
 def test_logger_shows_the_last_logged_returns_after_a_resume(tmp_path):
