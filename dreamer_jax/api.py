@@ -27,8 +27,10 @@ class LoadedAgent(NamedTuple):
     meta: dict
 
 
-def load_agent(logdir: str, *, load_replay: bool = True) -> LoadedAgent:
-    """The newest checkpoint of `logdir` with its config, networks and (optionally) episodes."""
+def load_agent(logdir: str, *, load_replay: bool = True,
+               checkpoint_file: str | None = None) -> LoadedAgent:
+    """The newest checkpoint of `logdir` (or the file `checkpoint_file`, e.g. one kept aside from
+    an earlier point of the run) with its config, networks and (optionally) episodes."""
     path = pathlib.Path(logdir)
     for name in ("config.json", "spec.json"):
         if not (path / name).exists():
@@ -50,7 +52,10 @@ def load_agent(logdir: str, *, load_replay: bool = True) -> LoadedAgent:
                                      f"{type(e).__name__}: {e}") from None
     update = train_state.make_update(config, spec)
     template = update.init(jax.random.PRNGKey(0))
-    restored = checkpoint.load_latest(path, template)
+    if checkpoint_file is not None:
+        restored = checkpoint.load(checkpoint_file, template)
+    else:
+        restored = checkpoint.load_latest(path, template)
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {path / 'checkpoints'}")
     state, meta = restored

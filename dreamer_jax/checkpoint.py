@@ -66,6 +66,18 @@ def _restore(path: pathlib.Path, template: Any) -> tuple[Any, dict]:
     return flax.serialization.from_state_dict(template, state_dict), meta
 
 
+def load(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:
+    """(state, meta) of the checkpoint file `path`; a CheckpointError naming it if it is missing,
+    unreadable or of another model."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        return _restore(path, template)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {e}") from None
+
+
 def load_latest(logdir: str | os.PathLike, template: Any) -> tuple[Any, dict] | None:
     """(state, meta) of the newest readable checkpoint, or None if there is none at all.
 

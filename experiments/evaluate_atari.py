@@ -68,6 +68,9 @@ def play(loaded, mode: str, episodes: int, lockstep: int, seed: int) -> list[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logdir", required=True)
+    parser.add_argument("--checkpoint", default=None,
+                        help="a checkpoint file of this run to play instead of its newest (e.g. "
+                        "one copied aside before the run deleted it)")
     parser.add_argument("--episodes", type=int, default=30, help="episodes per mode")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {MODES}")
     parser.add_argument("--lockstep", type=int, default=10,
@@ -90,10 +93,14 @@ def main() -> None:
         if args.game not in games:
             parser.error(f"--game {args.game!r} is not in {args.random}; it has {sorted(games)}")
         random = np.asarray(games[args.game]["random_returns"], float)
-    from dreamer_jax import api
+    from dreamer_jax import api, checkpoint, config
 
-    loaded = api.load_agent(args.logdir, load_replay=False)
+    try:
+        loaded = api.load_agent(args.logdir, load_replay=False, checkpoint_file=args.checkpoint)
+    except (FileNotFoundError, config.ConfigError, checkpoint.CheckpointError) as e:
+        sys.exit(f"evaluate_atari.py: error: {e}")
     result = {"date": datetime.date.today().isoformat(), "logdir": str(args.logdir),
+              "checkpoint": args.checkpoint or "newest",
               "task": loaded.config.task, "updates": int(loaded.meta["counters"]["updates"]),
               "env_steps": int(loaded.meta["counters"]["env_steps"]),
               "episodes": args.episodes, "modes": {}}

@@ -50,6 +50,20 @@ def test_corrupt_newest_falls_back_with_warning(saved, damage):
     assert meta["counters"]["env_steps"] == 100 and leaves_equal(state, states[0])
 
 
+def test_load_one_named_file(saved):
+    """An older checkpoint by its file (evaluating earlier points of a run); a missing or
+    damaged file is a CheckpointError naming it, never another checkpoint."""
+    logdir, cfg, spec, states = saved
+    older = checkpoint.list_checkpoints(logdir)[0]
+    state, meta = checkpoint.load(older, make_state(cfg, spec))
+    assert meta["counters"]["env_steps"] == 100 and leaves_equal(state, states[0])
+    with pytest.raises(checkpoint.CheckpointError, match="ckpt-7.msgpack not found"):
+        checkpoint.load(logdir / "ckpt-7.msgpack", make_state(cfg, spec))
+    older.write_bytes(b"not msgpack")
+    with pytest.raises(checkpoint.CheckpointError, match=f"{older.name} is unreadable"):
+        checkpoint.load(older, make_state(cfg, spec))
+
+
 def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(saved):
     logdir, cfg, spec, _ = saved
     for path in checkpoint.list_checkpoints(logdir):

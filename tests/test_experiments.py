@@ -132,3 +132,27 @@ def test_atari_summary_windows_and_welch_t(tmp_path):
     pooled = np.concatenate([returns[-5:]] * 2)
     assert f"| all 2 runs | the last 5 of each | | {pooled.mean():.2f} |" in text
     assert "| run | 15,000: 7.5 |" in text
+
+
+def test_plot_evaluations_table_and_png(tmp_path):
+    """evaluate_atari.py's files, in any order, become one row per checkpoint, sorted by env steps."""
+    files = []
+    for steps, mean in [(2000, -19.0), (1000, -20.5)]:
+        row = {"task": "atari_pong", "env_steps": steps, "updates": steps // 10, "episodes": 3,
+               "modes": {"greedy": {"mean": mean, "se": 0.25, "welch_t_vs_random": 1.5}}}
+        files.append(tmp_path / f"e{steps}.json")
+        files[-1].write_text(json.dumps(row))
+    random = tmp_path / "random.json"
+    random.write_text(json.dumps({"games": {"pong": {"random_returns": [-21.0, -20.0, -21.0]}}}))
+    out = tmp_path / "curve.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "plot_evaluations.py"), *map(str, files),
+         "--out", str(out), "--random", str(random), "--game", "pong"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.stat().st_size > 0
+    lines = out.with_suffix(".md").read_text().splitlines()
+    assert lines[2] == "| 1,000 | 100 | -20.50 ± 0.25 (1.5) |"
+    assert lines[3] == "| 2,000 | 200 | -19.00 ± 0.25 (1.5) |"
+    se = np.std([-21.0, -20.0, -21.0], ddof=1) / np.sqrt(3)
+    assert f"Random play: -20.67 ± {se:.2f}" in lines[-1]
