@@ -1,7 +1,8 @@
-"""Many evaluation episodes of a run's latest checkpoint, per way of acting, against random play.
+"""Many evaluation episodes of one checkpoint of a run, per way of acting, against random play.
 
 The training loop evaluates with a few greedy episodes per point, too few to tell a small gain
-from chance. This loads the newest checkpoint of a logdir (`api.load_agent`) and plays
+from chance. This loads the newest checkpoint of a logdir (`api.load_agent`; or the file given
+with --checkpoint, e.g. one copied aside before the run deleted it) and plays
 --episodes episodes of its task in each mode (fresh environment seeds, apart from the run's):
 
 - greedy: the mode action (the training loop's evaluation);

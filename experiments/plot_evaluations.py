@@ -12,6 +12,7 @@ import argparse
 import json
 import pathlib
 import sys
+import textwrap
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def main() -> None:
                    label=f"random play ({len(random)} episodes)")
     ax.set_xlabel("environment steps (frames)")
     ax.set_ylabel("episode return")
-    ax.set_title(args.title, fontsize=9)
+    ax.set_title(textwrap.fill(args.title, 90), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
