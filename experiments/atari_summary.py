@@ -32,6 +32,15 @@ def returns(logdir: pathlib.Path, key: str) -> list[tuple[int, float]]:
     return list(zip(*plot.read_series(logdir, key)))
 
 
+def random_returns(parser: argparse.ArgumentParser, path: pathlib.Path, game: str) -> np.ndarray:
+    """Random play's returns of `game` in probe_atari_games.py's JSON at `path` (a one-line
+    parser error when the game is not there)."""
+    games = json.loads(path.read_text())["games"]
+    if game not in games:
+        parser.error(f"--game {game!r} is not in {path}; it has {sorted(games)}")
+    return np.asarray(games[game]["random_returns"], dtype=float)
+
+
 def welch_t(sample: np.ndarray, reference: np.ndarray) -> float:
     """Welch's t of mean(sample) - mean(reference) (sample standard deviations, ddof 1)."""
     se = np.sqrt(sample.var(ddof=1) / len(sample) + reference.var(ddof=1) / len(reference))
@@ -89,10 +98,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=10, help="training episodes per row")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="markdown file to write")
     args = parser.parse_args()
-    games = json.loads(args.random.read_text())["games"]
-    if args.game not in games:
-        parser.error(f"--game {args.game!r} is not in {args.random}; it has {sorted(games)}")
-    random = np.asarray(games[args.game]["random_returns"], dtype=float)
+    random = random_returns(parser, args.random, args.game)
     text = summarize(args.logdirs, random, args.seed_episodes, args.window)
     print(text, end="")
     if args.out is not None:

@@ -90,10 +90,7 @@ def main() -> None:
                      f"{args.lockstep}: modes must be among {MODES}, episodes >= 2, lockstep >= 1")
     random = None
     if args.random is not None:
-        games = json.loads(args.random.read_text())["games"]
-        if args.game not in games:
-            parser.error(f"--game {args.game!r} is not in {args.random}; it has {sorted(games)}")
-        random = np.asarray(games[args.game]["random_returns"], float)
+        random = atari_summary.random_returns(parser, args.random, args.game)
     from dreamer_jax import api, checkpoint, config
 
     try:

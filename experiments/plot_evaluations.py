@@ -16,6 +16,9 @@ import textwrap
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import atari_summary  # noqa: E402
+
 
 def load(paths: list[pathlib.Path]) -> list[dict]:
     """The evaluations sorted by env steps (all of one task)."""
@@ -60,10 +63,7 @@ def main() -> None:
     rows = load(args.files)
     random = None
     if args.random is not None:
-        games = json.loads(args.random.read_text())["games"]
-        if args.game not in games:
-            parser.error(f"--game {args.game!r} is not in {args.random}; it has {sorted(games)}")
-        random = np.asarray(games[args.game]["random_returns"], float)
+        random = atari_summary.random_returns(parser, args.random, args.game)
     import matplotlib
 
     matplotlib.use("Agg")
