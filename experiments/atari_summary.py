@@ -26,12 +26,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from dreamer_jax import plot  # noqa: E402
 
 
-def returns(logdir: pathlib.Path, key: str) -> list[tuple[int, float]]:
-    """(env step, value) of `key` in the run's metrics (a resumed run's superseded records left
-    out, as in the plots)."""
-    return list(zip(*plot.read_series(logdir, key)))
-
-
 def random_returns(parser: argparse.ArgumentParser, path: pathlib.Path, game: str) -> np.ndarray:
     """Random play's returns of `game` in probe_atari_games.py's JSON at `path` (a one-line
     parser error when the game is not there)."""
@@ -41,9 +35,14 @@ def random_returns(parser: argparse.ArgumentParser, path: pathlib.Path, game: st
     return np.asarray(games[game]["random_returns"], dtype=float)
 
 
+def standard_error(sample: np.ndarray) -> float:
+    """Standard error of the mean (sample standard deviation, ddof 1)."""
+    return float(sample.std(ddof=1) / np.sqrt(len(sample)))
+
+
 def welch_t(sample: np.ndarray, reference: np.ndarray) -> float:
     """Welch's t of mean(sample) - mean(reference) (sample standard deviations, ddof 1)."""
-    se = np.sqrt(sample.var(ddof=1) / len(sample) + reference.var(ddof=1) / len(reference))
+    se = np.hypot(standard_error(sample), standard_error(reference))
     return float((sample.mean() - reference.mean()) / se)
 
 
@@ -62,24 +61,23 @@ def summarize(logdirs: list[pathlib.Path], random: np.ndarray, seed_episodes: in
              "| run | training episodes | env steps | mean return | s.e. | Welch t vs random |",
              "|---|---|---|---|---|---|"]
     evals, last = {}, []
-    for logdir in logdirs:
-        train = returns(logdir, "train_return")[seed_episodes:]
-        last.append(np.array([v for _, v in train[-size:]]))
-        steps = np.array([s for s, _ in train])
-        values = np.array([v for _, v in train])
+    for logdir in logdirs:  # plot.read_series leaves out what a resumed run logged again.
+        steps, values = (np.array(x[seed_episodes:])
+                         for x in plot.read_series(logdir, "train_return"))
+        last.append(values[-size:])
         start = seed_episodes
         for chunk_steps, chunk in zip(windows(steps, size), windows(values, size)):
             t = welch_t(chunk, random) if len(chunk) > 1 else float("nan")
-            se = chunk.std(ddof=1) / np.sqrt(len(chunk)) if len(chunk) > 1 else float("nan")
+            se = standard_error(chunk) if len(chunk) > 1 else float("nan")
             lines.append(f"| {logdir.name} | {start + 1}-{start + len(chunk)} | "
                          f"{chunk_steps[0]:,}-{chunk_steps[-1]:,} | {chunk.mean():.2f} | "
                          f"{se:.2f} | {t:.1f} |")
             start += len(chunk)
-        evals[logdir.name] = returns(logdir, "eval_return")
+        evals[logdir.name] = list(zip(*plot.read_series(logdir, "eval_return")))
     if len(logdirs) > 1:  # The runs' latest windows pooled: one sample of the learned behaviour.
         pooled = np.concatenate(last)
         lines.append(f"| all {len(logdirs)} runs | the last {size} of each | | {pooled.mean():.2f} | "
-                     f"{pooled.std(ddof=1) / np.sqrt(len(pooled)):.2f} | "
+                     f"{standard_error(pooled):.2f} | "
                      f"{welch_t(pooled, random):.1f} |")
     lines += ["", "| run | greedy evaluations (env steps: return) |", "|---|---|"]
     for name, points in evals.items():

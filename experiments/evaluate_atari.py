@@ -107,7 +107,7 @@ def main() -> None:
         start = time.perf_counter()
         returns = np.asarray(play(loaded, mode, args.episodes, args.lockstep, args.seed))
         row = {"returns": returns.tolist(), "mean": float(returns.mean()),
-               "se": float(returns.std(ddof=1) / np.sqrt(len(returns))),
+               "se": atari_summary.standard_error(returns),
                "seconds": round(time.perf_counter() - start, 1)}
         if random is not None:
             row["welch_t_vs_random"] = atari_summary.welch_t(returns, random)

@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import atari_summary  # noqa: E402
+from evaluate_atari import MODES  # noqa: E402
 
 
 def load(paths: list[pathlib.Path]) -> list[dict]:
@@ -31,7 +32,7 @@ def load(paths: list[pathlib.Path]) -> list[dict]:
 
 
 def table(rows: list[dict], random: np.ndarray | None) -> str:
-    modes = sorted({m for r in rows for m in r["modes"]}, key=["greedy", "sample", "train"].index)
+    modes = sorted({m for r in rows for m in r["modes"]}, key=MODES.index)
     lines = ["| env steps | updates | " + " | ".join(f"{m}: mean ± s.e. (t)" for m in modes) + " |",
              "|---|---|" + "---|" * len(modes)]
     for r in rows:
@@ -43,7 +44,7 @@ def table(rows: list[dict], random: np.ndarray | None) -> str:
         lines.append(f"| {r['env_steps']:,} | {r['updates']:,} | " + " | ".join(cells) + " |")
     if random is not None:
         lines.append(f"\nRandom play: {random.mean():.2f} ± "
-                     f"{random.std(ddof=1) / np.sqrt(len(random)):.2f} (s.e., {len(random)} "
+                     f"{atari_summary.standard_error(random):.2f} (s.e., {len(random)} "
                      f"episodes). Each point: {rows[0]['episodes']} episodes of one checkpoint; "
                      "t: Welch's t against random play.")
     return "\n".join(lines) + "\n"
@@ -71,7 +72,7 @@ def main() -> None:
 
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     steps = np.array([r["env_steps"] for r in rows])
-    for i, mode in enumerate(["greedy", "sample", "train"]):
+    for i, mode in enumerate(MODES):
         points = [(s, r["modes"][mode]) for s, r in zip(steps, rows) if mode in r["modes"]]
         if points:
             x = np.array([s for s, _ in points])
@@ -80,7 +81,7 @@ def main() -> None:
             ax.errorbar(x + (i - 1) * 0.004 * steps.max(), y, yerr=se, marker="o", ms=4,
                         capsize=3, color=f"C{i}", label=f"{mode} ({rows[0]['episodes']} episodes)")
     if random is not None:
-        se = random.std(ddof=1) / np.sqrt(len(random))
+        se = atari_summary.standard_error(random)
         ax.axhspan(random.mean() - se, random.mean() + se, color="gray", alpha=0.3,
                    label=f"random play ({len(random)} episodes)")
     ax.set_xlabel("environment steps (frames)")
