@@ -181,7 +181,7 @@ class Logger:
         self._total = total_steps
         self._enabled = progress
         self._tty = sys.stderr.isatty()
-        self._start_time, self._start_steps = time.time(), None
+        self._start_time, self._start_steps, self._start_updates = time.time(), None, None
         self._last_print = 0.0
         self.last_return, self.last_eval = self._last_returns()
 
@@ -209,8 +209,10 @@ class Logger:
 
     def progress(self, step: int, updates: int, *, force: bool = False) -> None:
         now = time.time()
-        if self._start_steps is None:
-            self._start_steps, self._start_time = step, now
+        if self._start_steps is None or (self._start_updates == 0 and updates > 0):
+            # The rate clock starts again with the first update: random seed episodes collect
+            # far faster than training runs, and an ETA from them would be hours short.
+            self._start_steps, self._start_time, self._start_updates = step, now, updates
         if not self._enabled or (not force and now - self._last_print < (2.0 if self._tty else 60.0)):
             return
         self._last_print = now

@@ -399,6 +399,25 @@ def test_progress_eta_text(seconds, text):
     assert train.format_eta(seconds) == text
 
 
+def test_progress_rate_ignores_the_random_seed_episodes(tmp_path, monkeypatch, capsys):
+    """Seed episodes (no updates yet) collect ~100x faster than training: the env steps/s and
+    the ETA are measured from the first update on, not from the start of the run."""
+    from dreamer_jax import train
+
+    now = [0.0]
+    monkeypatch.setattr(train.time, "time", lambda: now[0])
+    logger = train.Logger(tmp_path, 10_000, progress=True)
+    for now[0], step, updates in [(0.0, 0, 0),          # start
+                                  (1.0, 5_000, 0),      # 5 seed episodes in a second
+                                  (101.0, 5_000, 100),  # 100 updates, before collecting
+                                  (201.0, 6_000, 100)]:  # 1,000 env steps per 100 s of training
+        logger.progress(step, updates, force=True)
+    logger.close()
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "10.0 env steps/s" in last, last       # 1,000 steps / 100 s, not 6,000 / 201 s
+    assert "ETA 0:06:40" in last, last            # 4,000 steps left at 10 per second
+
+
 def test_params_copy_acts_with_the_old_parameters_after_a_donating_update(make_tiny_config,
                                                                           env_specs,
                                                                           make_random_batch):
