@@ -24,7 +24,13 @@ class WorkerError(RuntimeError):
 
 
 def _worker(conn, config_values: dict, seed: int) -> None:
-    """Serve one environment: commands (name, args) -> ("ok", result) | ("error", text)."""
+    """Serve one environment: commands (name, args) -> ("ok", result) | ("error", text).
+
+    Ctrl-C reaches the terminal's whole process group: the worker ignores it and lets the
+    parent stop the run (checkpoint first, which asks the workers for their RNG states)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     env = None
     try:
         from dreamer_jax import config as config_lib, envs

@@ -164,14 +164,17 @@ class Replay:
 
 
 def prefetch(replay: Replay, rng: np.random.Generator, count: int, batch_size: int, length: int,
-             put=lambda batch: batch, depth: int = 2):
+             put=lambda batch: batch, depth: int = 2, consumed: dict | None = None):
     """Yield `count` batches sampled by a background thread, `depth` ahead of the consumer.
 
     `put` (e.g. `jax.device_put`) runs in the thread too, so sampling and the host-to-device
     copy overlap the updates. The batches are exactly those of `count` successive
     `replay.sample(rng, ...)` calls: the replay must not change while the generator runs (the
     training loop adds episodes only between blocks of updates), and `rng` is the thread's
-    until the generator is exhausted. An exception in the thread is raised in the consumer.
+    until the generator is exhausted or closed. An exception in the thread is raised in the
+    consumer. `consumed` (a dict), if given, holds after each yielded batch the `rng` state
+    that follows that batch's sampling: a consumer that stops early and closes the generator
+    sets `rng.bit_generator.state` to it, and the next sample is the first it did not take.
     """
     import queue
     import threading
@@ -184,17 +187,22 @@ def prefetch(replay: Replay, rng: np.random.Generator, count: int, batch_size: i
             for _ in range(count):
                 if stop.is_set():
                     return
-                slots.put((put(replay.sample(rng, batch_size, length)), None))
+                batch = replay.sample(rng, batch_size, length)
+                state = rng.bit_generator.state if consumed is not None else None
+                slots.put((put(batch), state, None))
         except BaseException as e:  # noqa: BLE001  Handed to the consumer.
-            slots.put((None, e))
+            slots.put((None, None, e))
 
     thread = threading.Thread(target=work, name="replay-prefetch", daemon=True)
     thread.start()
     try:
         for _ in range(count):
-            batch, error = slots.get()
+            batch, state, error = slots.get()
             if error is not None:
                 raise error
+            if consumed is not None:
+                consumed.clear()
+                consumed.update(state)
             yield batch
     finally:
         stop.set()

@@ -12,11 +12,15 @@ resumes it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import pathlib
+import signal
 import sys
+import threading
 import time
 from typing import Any, Sequence
 
@@ -26,6 +30,10 @@ from dreamer_jax.config import RUNTIME_FIELDS, Config, ConfigError
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive non-finite updates; the last good state is checkpointed."""
+
+
+class Stopped(Exception):
+    """SIGINT / SIGTERM: the run stopped between two updates and checkpointed; exit code 130."""
 
 
 class UsageError(Exception):
@@ -362,7 +370,7 @@ def check_nonfinite(block: list, counters: dict, limit: int, save, logdir) -> No
 # --- Main -------------------------------------------------------------------------------------
 
 COUNTERS = ("updates", "env_steps", "episodes", "last_eval", "last_log", "last_ckpt",
-            "last_video", "nonfinite_updates", "nonfinite_streak")
+            "last_video", "nonfinite_updates", "nonfinite_streak", "round_updates")
 
 
 @dataclasses.dataclass
@@ -380,6 +388,7 @@ class Run:
     logger: Logger | None = None
     update_metrics: list = dataclasses.field(default_factory=list)  # Since the last log line.
     last_log_time: float = dataclasses.field(default_factory=time.time)
+    stop_requested: bool = False  # Set by the first SIGINT / SIGTERM (`stop_on_signals`).
 
 
 def open_run(config: Config, note: str | None) -> Run:
@@ -474,20 +483,24 @@ def collect_seed_episodes(run: Run) -> None:
     from dreamer_jax import envs, parallel
 
     spec, c = run.agent.nets.spec, run.config
-    while run.counters["episodes"] < c.seed_episodes and run.counters["env_steps"] < c.steps:
+    while (run.counters["episodes"] < c.seed_episodes and run.counters["env_steps"] < c.steps
+           and not run.stop_requested):
         record(run, parallel.collect(run.train_envs, lambda obs, first: np.stack(
             [envs.random_action(spec, run.rng) for _ in obs])))
         run.logger.progress(run.counters["env_steps"], run.counters["updates"])
     longest = run.replay.longest_episode()
-    if run.counters["env_steps"] < c.steps and longest < c.seq_len:
+    if run.counters["env_steps"] < c.steps and longest < c.seq_len and not run.stop_requested:
         raise UsageError(
             f"--seq_len={c.seq_len} is longer than every collected episode (longest: "
             f"{longest} observations; replay samples sequences within an episode): this task "
             f"ends episodes early; use a --seq_len of at most {longest} and a new --logdir")
 
 
-def train_round(run: Run) -> None:
-    """C updates per environment, then (or, with --overlap, meanwhile) one episode each."""
+def train_round(run: Run) -> bool:
+    """C updates per environment, then (or, with --overlap, meanwhile) one episode each; False if
+    a stop request ended the updates early (the checkpoint's `round_updates` says how many ran,
+    the replay generator is rewound to the first unused batch, and a resumed run does the rest).
+    """
     from dreamer_jax import memory, parallel, replay as replay_lib
 
     agent, c, counters = run.agent, run.config, run.counters
@@ -497,19 +510,37 @@ def train_round(run: Run) -> None:
         collector = parallel.Background(parallel.collect, run.train_envs, lambda obs, first: (
             agent.act(obs, first, True, done_updates, params)))
     updates = c.train_steps * c.envs
-    for batch in replay_lib.prefetch(run.replay, run.rng, updates, c.batch_size, c.seq_len,
-                                     agent.put_batch):
-        agent.state, metrics = agent.train_step(agent.state, batch)
-        run.update_metrics.append(metrics)
-        counters["updates"] += 1
-    if collector is not None:  # Joined before anything else touches the environments.
+    rng_before, consumed = run.rng.bit_generator.state, {}
+    batches = replay_lib.prefetch(run.replay, run.rng, updates - counters["round_updates"],
+                                  c.batch_size, c.seq_len, agent.put_batch, consumed=consumed)
+    done = 0
+    with contextlib.closing(batches):
+        for batch in batches:
+            agent.state, metrics = agent.train_step(agent.state, batch)
+            run.update_metrics.append(metrics)
+            counters["updates"] += 1
+            counters["round_updates"] += 1
+            done += 1
+            # With --overlap the round's episodes are being collected by the old parameters: a
+            # stop waits for the round's end, where the collector joins.
+            if run.stop_requested and collector is None and counters["round_updates"] < updates:
+                break
+    stopped = counters["round_updates"] < updates  # By a stop request, never with a collector.
+    if stopped:
+        run.rng.bit_generator.state = consumed or rng_before
+    elif collector is not None:  # Joined before anything else touches the environments.
         record(run, collector.result())
-    check_nonfinite(run.update_metrics[-updates:], counters, c.max_nonfinite,
-                    lambda: save(run), run.logdir)
+    if done:
+        check_nonfinite(run.update_metrics[-done:], counters, c.max_nonfinite,
+                        lambda: save(run), run.logdir)
+    if stopped:
+        return False
+    counters["round_updates"] = 0
     memory.release_free_heap()  # Also what compiling the policy and report steps freed.
     if collector is None:
         record(run, parallel.collect(run.train_envs, lambda obs, first: agent.act(
             obs, first, True, counters["updates"])))
+    return True
 
 
 def evaluate(run: Run) -> None:
@@ -559,9 +590,34 @@ def write_video(run: Run, video, video_rng) -> None:
     run.counters["last_video"] = step
 
 
+@contextlib.contextmanager
+def stop_on_signals(run: Run):
+    """While the run trains: the first SIGINT (Ctrl-C) or SIGTERM asks it to stop after the
+    current update (or the episode being collected or evaluated) and checkpoint; a second one
+    interrupts at once, losing what came after the last checkpoint. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if run.stop_requested:
+            raise KeyboardInterrupt
+        run.stop_requested = True
+        os.write(2, (f"\n[dreamer_jax] {signal.Signals(signum).name}: stopping after the current "
+                     f"update or episode, with a checkpoint (again: quit without one)\n").encode())
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def train(config: Config, note: str | None = None) -> None:
     """Algorithm 1: seed episodes, then rounds of updates and collection until `config.steps`
-    env steps, with evaluations, log lines, videos and checkpoints on their own schedules."""
+    env steps, with evaluations, log lines, videos and checkpoints on their own schedules.
+    Raises `Stopped` after a SIGINT / SIGTERM (checkpointed; the same command resumes)."""
     import numpy as np
 
     from dreamer_jax import memory, parallel, report as report_lib
@@ -569,32 +625,38 @@ def train(config: Config, note: str | None = None) -> None:
     memory.limit_heap_growth()  # RSS tracks what the replay holds (docs/reliability.md).
     run = open_run(config, note)
     counters = run.counters
-    collect_seed_episodes(run)
-    # Open-loop videos (own sampler: the training batches stay as without videos).
-    video = None
-    if config.video_every and run.agent.nets.decoder is not None and run.agent.nets.spec.is_image:
-        video = report_lib.make_report(run.agent.nets)
-    video_rng = np.random.default_rng([config.seed, counters["last_video"]])
+    with stop_on_signals(run):
+        collect_seed_episodes(run)
+        # Open-loop videos (own sampler: the training batches stay as without videos).
+        video = None
+        if (config.video_every and run.agent.nets.decoder is not None
+                and run.agent.nets.spec.is_image):
+            video = report_lib.make_report(run.agent.nets)
+        video_rng = np.random.default_rng([config.seed, counters["last_video"]])
 
-    def due(last: str, every: int) -> bool:
-        return bool(every) and counters["env_steps"] - counters[last] >= every
+        def due(last: str, every: int) -> bool:
+            return bool(every) and counters["env_steps"] - counters[last] >= every
 
-    while counters["env_steps"] < config.steps:
-        train_round(run)
-        finished = counters["env_steps"] >= config.steps  # The last point of the curve is an eval.
-        if config.eval_every and (finished or due("last_eval", config.eval_every)):
-            evaluate(run)
-        if due("last_log", config.log_every) and run.update_metrics:
-            log_updates(run)
-        if video and due("last_video", config.video_every):
-            write_video(run, video, video_rng)
-        if due("last_ckpt", config.checkpoint_every):
-            save(run)
-        run.logger.progress(counters["env_steps"], counters["updates"])
-    save(run)
+        while counters["env_steps"] < config.steps and not run.stop_requested:
+            if not train_round(run):
+                break
+            finished = counters["env_steps"] >= config.steps  # The curve ends with an eval.
+            if config.eval_every and (finished or due("last_eval", config.eval_every)):
+                evaluate(run)
+            if due("last_log", config.log_every) and run.update_metrics:
+                log_updates(run)
+            if video and due("last_video", config.video_every):
+                write_video(run, video, video_rng)
+            if due("last_ckpt", config.checkpoint_every):
+                save(run)
+            run.logger.progress(counters["env_steps"], counters["updates"])
+        save(run)
     run.logger.progress(counters["env_steps"], counters["updates"], force=True)
     run.logger.close()
     parallel.close(run.train_envs + [run.eval_env])
+    if run.stop_requested and counters["env_steps"] < config.steps:
+        raise Stopped(f"stopped at {counters['env_steps']} env steps and {counters['updates']} "
+                      f"updates, checkpointed in {run.logdir}; the same command resumes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -627,6 +689,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"dreamer_jax.train: stopped: {e}", file=sys.stderr)
         return 3
+    except Stopped as e:
+        print(f"dreamer_jax.train: {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("dreamer_jax.train: interrupted; resume with the same command", file=sys.stderr)
         return 130

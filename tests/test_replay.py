@@ -1,6 +1,8 @@
 """Replay: atomic npz episodes, corrupt files skipped, uniform sampling, RAM budget."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -141,6 +143,24 @@ def test_prefetch_yields_the_same_batches_as_sampling(tmp_path):
     for a, b in zip(got, want):
         for key in replay_lib.KEYS:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_prefetch_rewinds_a_consumer_that_stops_early(tmp_path):
+    """The thread samples ahead; `consumed` holds the generator state after the last batch the
+    consumer took, so that rewinding to it makes the next sample the first one not taken."""
+    replay = replay_lib.Replay(tmp_path, ram_bytes=2**30)
+    for i in range(4):
+        replay.add(make_episode(15 + i, offset=10 * i))
+    want = [replay.sample(rng, 4, 6) for rng in [np.random.default_rng(3)] for _ in range(6)]
+    rng, consumed = np.random.default_rng(3), {}
+    batches = replay_lib.prefetch(replay, rng, 6, 4, 6, depth=3, consumed=consumed)
+    got = [next(batches), next(batches)]
+    time.sleep(0.2)  # The thread has sampled up to 3 batches ahead by now.
+    batches.close()
+    rng.bit_generator.state = consumed
+    got += [replay.sample(rng, 4, 6) for _ in range(4)]
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a["obs"], b["obs"])
 
 
 def test_prefetch_raises_sampling_errors_and_stops_early(tmp_path):

@@ -458,3 +458,78 @@ def test_replay_ram_note_counts_agent_steps_and_names_the_cap():
     assert "capped by --replay_ram_gib=0.5" in capped
     assert "20000 agent steps" in train.replay_ram_note(
         dataclasses.replace(config, replay_capacity=40_000), spec)
+
+
+def test_sigterm_stops_between_updates_and_resuming_is_bit_exact(tmp_path, monkeypatch, capfd):
+    """SIGTERM (a cluster's preemption, `kill`; Ctrl-C's SIGINT takes the same path, next test)
+    lands in the middle of the second round of 20 updates: the run finishes that update, checkpoints (with how many of the round's
+    updates ran), exits with 130, and the same command resumes it. The resumed run does the
+    round's 10 remaining updates on the batches it would have sampled, so its end state is the
+    uninterrupted run's byte for byte, and it collects and evaluates the same episodes."""
+    import signal
+
+    import flax.serialization
+
+    from dreamer_jax import train
+
+    args = [*STATE_RUN, "--steps", "3500", "--progress", "false"]
+    assert train.main([*args, "--logdir", str(tmp_path / "full")]) == 0
+
+    original, calls = train.Agent.train_step, [0]
+
+    def train_step(self, state, batch):
+        calls[0] += 1
+        if calls[0] == 30:  # The 10th update of the second round.
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, state, batch)
+
+    monkeypatch.setattr(train.Agent, "train_step", train_step)
+    stopped = tmp_path / "stopped"
+    assert train.main([*args, "--logdir", str(stopped)]) == 130
+    err = capfd.readouterr().err
+    assert "SIGTERM: stopping after the current update" in err
+    assert "stopped at" in err and "30 updates" in err and "the same command resumes" in err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # The handlers are restored.
+    raw = flax.serialization.msgpack_restore(
+        sorted((stopped / "checkpoints").glob("*.msgpack"))[-1].read_bytes())
+    counters = json.loads(raw["meta"])["counters"]
+    assert (counters["updates"], counters["round_updates"]) == (30, 10)
+
+    monkeypatch.setattr(train.Agent, "train_step", original)
+    assert train.main([*args, "--logdir", str(stopped)]) == 0
+    assert "resumed" in capfd.readouterr().err
+    last = [sorted((d / "checkpoints").glob("*.msgpack"))[-1] for d in (tmp_path / "full", stopped)]
+    assert last[0].name == last[1].name
+    assert last[0].read_bytes() == last[1].read_bytes()  # Parameters, optimizers, counters, RNGs.
+    episodes = [[(r["step"], r.get("train_return"), r.get("eval_return")) for r in read_metrics(d)
+                 if "train_return" in r or "eval_return" in r] for d in (tmp_path / "full", stopped)]
+    assert episodes[0] == episodes[1]
+
+
+def test_ctrl_c_stops_a_run_with_environment_workers_and_it_resumes(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group: the environment worker processes
+    (--envs 2) ignore it, so the parent can still ask them for their RNG states while it
+    checkpoints; it exits with 130 and one line, and the same command resumes the run."""
+    import signal
+    import time
+
+    logdir = tmp_path / "run"
+    args = [*STATE_RUN, "--envs", "2", "--steps", "3000", "--logdir", str(logdir)]
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer_jax.train", *args],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # Its own process group, as in a terminal.
+    metrics = logdir / "metrics.jsonl"
+    while not (metrics.exists() and "model_loss" in metrics.read_text()):  # Training has begun.
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 130, err[-3000:]
+    assert "SIGINT: stopping" in err and "Traceback" not in err and "WorkerError" not in err
+    assert err.strip().splitlines()[-1].startswith("dreamer_jax.train: stopped at "), err[-3000:]
+    assert list((logdir / "checkpoints").glob("*.msgpack"))
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed" in result.stderr
+    assert read_metrics(logdir)[-1]["step"] >= 3000
