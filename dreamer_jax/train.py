@@ -450,13 +450,14 @@ def save(run: Run) -> None:
 
     from dreamer_jax import checkpoint
 
+    # Counted before it is written: a resumed run keeps the uninterrupted run's schedule.
+    run.counters["last_ckpt"] = run.counters["env_steps"]
     env_rngs = [train_env.rng_state() for train_env in run.train_envs]
     meta = {"counters": run.counters, "replay_rng": run.rng.bit_generator.state,
             "policy_key": np.asarray(run.agent.policy_key).tolist(),
             "env_rng": env_rngs if run.config.envs > 1 else env_rngs[0],
             "eval_env_rng": run.eval_env.rng_state()}
     checkpoint.save(run.logdir, run.agent.state, meta, step=run.counters["env_steps"])
-    run.counters["last_ckpt"] = run.counters["env_steps"]
 
 
 def record(run: Run, episodes) -> None:

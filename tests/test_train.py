@@ -315,6 +315,9 @@ def test_same_seed_same_metrics_and_sigkill_resume_is_bit_exact(tmp_path, overla
     resumed = read_metrics(killed)[len(before):]
     assert resumed and resumed[0]["step"] > 2500
     assert comparable(resumed) == comparable([r for r in reference if r["step"] > 2500])
+    # The same checkpoint schedule too (the last two of 2,500 and 5,000 env steps are kept).
+    names = [sorted(p.name for p in (d / "checkpoints").glob("*.msgpack")) for d in (full, killed)]
+    assert names[0] == names[1]
 
 
 def test_atari_discrete_smoke(tmp_path):
