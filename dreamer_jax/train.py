@@ -502,6 +502,8 @@ def train_round(run: Run) -> bool:
     a stop request ended the updates early (the checkpoint's `round_updates` says how many ran,
     the replay generator is rewound to the first unused batch, and a resumed run does the rest).
     """
+    import jax
+
     from dreamer_jax import memory, parallel, replay as replay_lib
 
     agent, c, counters = run.agent, run.config, run.counters
@@ -518,6 +520,8 @@ def train_round(run: Run) -> bool:
     with contextlib.closing(batches):
         for batch in batches:
             agent.state, metrics = agent.train_step(agent.state, batch)
+            if done:  # At most two updates in flight: dispatch stays ahead, a stop comes soon.
+                jax.block_until_ready(run.update_metrics[-1])
             run.update_metrics.append(metrics)
             counters["updates"] += 1
             counters["round_updates"] += 1
