@@ -598,8 +598,9 @@ def write_video(run: Run, video, video_rng) -> None:
 @contextlib.contextmanager
 def stop_on_signals(run: Run):
     """While the run trains: the first SIGINT (Ctrl-C) or SIGTERM asks it to stop after the
-    current update (or the episode being collected or evaluated) and checkpoint; a second one
-    interrupts at once, losing what came after the last checkpoint. Main thread only."""
+    current update (or the episode being collected, or the evaluation in progress) and
+    checkpoint; a second one interrupts at once, losing what came after the last checkpoint.
+    Main thread only."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -609,7 +610,8 @@ def stop_on_signals(run: Run):
             raise KeyboardInterrupt
         run.stop_requested = True
         os.write(2, (f"\n[dreamer_jax] {signal.Signals(signum).name}: stopping after the current "
-                     f"update or episode, with a checkpoint (again: quit without one)\n").encode())
+                     f"update, episode or evaluation, with a checkpoint (again: quit without "
+                     f"one)\n").encode())
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

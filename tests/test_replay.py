@@ -151,7 +151,8 @@ def test_prefetch_rewinds_a_consumer_that_stops_early(tmp_path):
     replay = replay_lib.Replay(tmp_path, ram_bytes=2**30)
     for i in range(4):
         replay.add(make_episode(15 + i, offset=10 * i))
-    want = [replay.sample(rng, 4, 6) for rng in [np.random.default_rng(3)] for _ in range(6)]
+    rng = np.random.default_rng(3)
+    want = [replay.sample(rng, 4, 6) for _ in range(6)]
     rng, consumed = np.random.default_rng(3), {}
     batches = replay_lib.prefetch(replay, rng, 6, 4, 6, depth=3, consumed=consumed)
     got = [next(batches), next(batches)]

@@ -465,8 +465,9 @@ def test_replay_ram_note_counts_agent_steps_and_names_the_cap():
 
 def test_sigterm_stops_between_updates_and_resuming_is_bit_exact(tmp_path, monkeypatch, capfd):
     """SIGTERM (a cluster's preemption, `kill`; Ctrl-C's SIGINT takes the same path, next test)
-    lands in the middle of the second round of 20 updates: the run finishes that update, checkpoints (with how many of the round's
-    updates ran), exits with 130, and the same command resumes it. The resumed run does the
+    lands in the middle of the second round of 20 updates: the run finishes that update,
+    checkpoints (with how many of the round's updates ran), exits with 130, and the same
+    command resumes it. The resumed run does the
     round's 10 remaining updates on the batches it would have sampled, so its end state is the
     uninterrupted run's byte for byte, and it collects and evaluates the same episodes."""
     import signal
