@@ -513,26 +513,26 @@ def train_round(run: Run) -> bool:
         collector = parallel.Background(parallel.collect, run.train_envs, lambda obs, first: (
             agent.act(obs, first, True, done_updates, params)))
     updates = c.train_steps * c.envs
-    rng_before, consumed = run.rng.bit_generator.state, {}
-    batches = replay_lib.prefetch(run.replay, run.rng, updates - counters["round_updates"],
-                                  c.batch_size, c.seq_len, agent.put_batch, consumed=consumed)
-    done = 0
+    # The sampler's state after the last batch used (before the first until one is).
+    consumed, start = run.rng.bit_generator.state, counters["round_updates"]
+    batches = replay_lib.prefetch(run.replay, run.rng, updates - start, c.batch_size,
+                                  c.seq_len, agent.put_batch, consumed=consumed)
     with contextlib.closing(batches):
-        for batch in batches:
+        for i, batch in enumerate(batches):
             agent.state, metrics = agent.train_step(agent.state, batch)
-            if done:  # At most two updates in flight: dispatch stays ahead, a stop comes soon.
+            if i:  # At most two updates in flight: dispatch stays ahead, a stop comes soon.
                 jax.block_until_ready(run.update_metrics[-1])
             run.update_metrics.append(metrics)
             counters["updates"] += 1
             counters["round_updates"] += 1
-            done += 1
             # With --overlap the round's episodes are being collected by the old parameters: a
             # stop waits for the round's end, where the collector joins.
-            if run.stop_requested and collector is None and counters["round_updates"] < updates:
+            if run.stop_requested and collector is None:
                 break
+    done = counters["round_updates"] - start
     stopped = counters["round_updates"] < updates  # By a stop request, never with a collector.
     if stopped:
-        run.rng.bit_generator.state = consumed or rng_before
+        run.rng.bit_generator.state = consumed
     elif collector is not None:  # Joined before anything else touches the environments.
         record(run, collector.result())
     if done:
