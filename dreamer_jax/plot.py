@@ -160,6 +160,7 @@ def score_table(logdirs: list[pathlib.Path]) -> str:
              "| Dreamer CURL 100k / 500k | official 100k / 500k / 1M |",
              "|---|---|---|---|---|---|---|---|"]
     means = []  # (final eval mean, paper Dreamer, paper PlaNet) of the groups with paper scores
+    tasks = []  # their tasks
     for label, runs in group_runs(logdirs).items():
         steps, values = eval_curve(runs)
         if not len(steps):
@@ -172,13 +173,16 @@ def score_table(logdirs: list[pathlib.Path]) -> str:
         fmt = lambda v: "—" if v is None else f"{v:.0f}"  # noqa: E731
         if paper.get("Dreamer") is not None:
             means.append((finals.mean(), paper["Dreamer"], paper["PlaNet"]))
+            tasks.append(key)
         lines.append(
             f"| {label} | {len(runs)} | {int(steps[-1])} | {finals.mean():.0f}"
             + (f" ± {finals.std():.0f}" if len(runs) > 1 else "")
             + f" | {fmt(paper.get('Dreamer'))} | {fmt(paper.get('PlaNet'))} | "
             + (" / ".join(f"{m:.0f}±{s:.0f}" for m, s in curl.values()) or "—") + " | "
             + (" / ".join(f"{v:.0f}" for v in official.values()) or "—") + " |")
-    if len(means) > 1:  # Figure 6 / Table G's "average" row, over the tasks present.
+    # Figure 6 / Table G's "average" row, over the tasks present; not when groups share a task
+    # (variants of one task, e.g. Figure 8's objectives, are not a benchmark average).
+    if len(means) > 1 and len(set(tasks)) == len(tasks):
         ours, dreamer, planet = np.mean(means, axis=0)
         lines.append(f"| mean of the {len(means)} runs above with paper scores | | | {ours:.0f} | "
                      f"{dreamer:.0f} | {planet:.0f} | | |")

@@ -85,6 +85,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _escape_percent(text: str) -> str:
+    """argparse expands %-formats in help strings; a literal '%' in a field's doc must be '%%'."""
+    return text.replace("%", "%%")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dreamer_jax.train",
                      description="Train Dreamer (Hafner et al. 2020). Every flag defaults to the "
@@ -96,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(Config):
         kind = {bool: _bool, int: int, float: float, str: str}[type(field.default)]
         parser.add_argument(f"--{field.name}", type=kind, default=None, metavar=type(field.default).__name__,
-                            help=f"{docs.get(field.name, '')} [{field.default}]")
+                            help=_escape_percent(f"{docs.get(field.name, '')} [{field.default}]"))
     return parser
 
 

@@ -9,6 +9,7 @@
 #   bash experiments/reproduce_cpu.sh fig4     # dreamer vs only_action vs planet (states)
 #   bash experiments/reproduce_cpu.sh fig8     # reconstruction vs contrastive vs reward (pixels)
 #   bash experiments/reproduce_cpu.sh fig8_state # the same three objectives from states (cpu preset)
+#   bash experiments/reproduce_cpu.sh fig8_r8  # contrastive and reward only under the pixels_r8 protocol
 #   bash experiments/reproduce_cpu.sh atari    # discrete actions on Boxing (pixels)
 #   bash experiments/reproduce_cpu.sh atari_ram # discrete actions on Boxing from its RAM
 #   bash experiments/reproduce_cpu.sh asterix_ram # discrete actions on Asterix from its RAM
@@ -119,6 +120,37 @@ case "${1:-state}" in
     # term. OBJECTIVES picks a subset (see objectives).
     objectives fig8_state "Figure 8's objectives from states: cartpole_swingup, cpu preset, one seed" \
       30000 --preset cpu --eval_episodes 5 ;;
+  fig8_r8)
+    # Figure 8 under the pixels_r8 protocol (paper config, 64x64 pixels, action repeat 8, batch
+    # 16x50, C=100, 10 evaluation episodes; evaluation every 5k env steps): the contrastive and
+    # reward-only arms. The reconstruction arm is the pixels_r8 run itself (its logdir, or the
+    # committed experiments/results/pixels_cartpole_r8.jsonl when the logdir is gone). OBJECTIVES
+    # picks a subset, e.g. one per core side by side: OBJECTIVES=contrastive taskset -c 0 ... and
+    # OBJECTIVES=reward taskset -c 1 ...; OBJECTIVES= (empty) only plots what the logdirs hold;
+    # STEPS (default 100000) how far; resumable.
+    for objective in ${OBJECTIVES-contrastive reward}; do
+      .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
+        --action_repeat 8 --batch_size 16 --objective "$objective" \
+        --logdir "$RUNS/fig8_r8_$objective" --steps "${STEPS:-100000}" --eval_every 5000 \
+        --eval_episodes 10 --checkpoint_every 5000
+      cp "$RUNS/fig8_r8_$objective/metrics.jsonl" "experiments/results/fig8_r8_$objective.jsonl"
+    done
+    recon="$RUNS/pixels_cartpole_r8"
+    if [ ! -f "$recon/metrics.jsonl" ]; then  # rebuild a plottable logdir from the committed run
+      recon="$RUNS/fig8_r8_reconstruction"; mkdir -p "$recon"
+      cp experiments/results/pixels_cartpole_r8.jsonl "$recon/metrics.jsonl"
+      .venv/bin/python -c 'import sys; from dreamer_jax import train
+train.prepare_logdir(train.resolve_config(sys.argv[1:])[0])' --preset paper \
+        --task dmc_cartpole_swingup --action_repeat 8 --batch_size 16 --steps 100000 \
+        --logdir "$recon"
+    fi
+    arms=("$recon")
+    for o in contrastive reward; do
+      [ -f "$RUNS/fig8_r8_$o/metrics.jsonl" ] && arms+=("$RUNS/fig8_r8_$o")
+    done
+    .venv/bin/python -m dreamer_jax.plot "${arms[@]}" --reference cartpole_swingup \
+      --out experiments/results/fig8_r8_cpu.png --table experiments/results/fig8_r8_cpu.md \
+      --title "Figure 8 at CPU scale: cartpole_swingup from pixels, action repeat 8, batch 16x50" ;;
   atari)
     # Discrete actions (Appendix C) on Boxing (Machado protocol: sticky actions, full action set),
     # atari preset with batch 8x50 and conv depth 16, C=100 updates per episode as in the paper's
@@ -188,5 +220,5 @@ case "${1:-state}" in
       --out experiments/results/gym_cartpole_discrete.png \
       --title "CartPole-v1 (gymnasium) from states, discrete actions, atari preset, 2-core CPU"
     cp "$RUNS/gym_cartpole_discrete/metrics.jsonl" experiments/results/gym_cartpole_discrete.jsonl ;;
-  *) echo "usage: $0 state|pixels|fig4|fig8|atari|atari_ram|asterix_ram|demon_ram|pong_ram|demon|discrete" >&2; exit 2 ;;
+  *) echo "usage: $0 state|pixels|pixels_r8|fig4|fig8|fig8_r8|fig8_state|atari|atari_ram|asterix_ram|demon_ram|pong_ram|demon|discrete" >&2; exit 2 ;;
 esac

@@ -59,6 +59,10 @@ def test_table_averages_tasks_like_table_g(tmp_path):
     assert last == (f"| mean of the 2 runs above with paper scores | | | 250 | {dreamer:.0f} | "
                     f"{planet:.0f} | | |")
     assert "mean of" not in plot.score_table([a])  # One task: no average row.
+    # Two variants of one task (Figure 8's objectives) and another task: no average row either.
+    c = fake_run(tmp_path, "c", [(1000, 300)], task="dmc_walker_walk", objective="reward")
+    table = plot.score_table([a, b, c])
+    assert "objective=reward" in table and "mean of" not in table
 
 
 def test_published_points_up_to_the_planned_end_of_a_run_in_progress(tmp_path, monkeypatch):

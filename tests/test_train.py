@@ -240,6 +240,25 @@ def test_bad_input_one_line_exit_2_subprocess(args, expect):
     assert len(lines) == 1 and expect in lines[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("module", ["train", "report", "plot"])
+def test_help_prints_every_flag(module, capsys):
+    # argparse %-expands help strings: a literal '%' in a config field's doc once broke --help.
+    import dataclasses
+    import importlib
+
+    from dreamer_jax.config import Config
+
+    cli = importlib.import_module(f"dreamer_jax.{module}")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m dreamer_jax.{module}")
+    if module == "train":
+        flags = [f"--{f.name}" for f in dataclasses.fields(Config)]
+        assert all(flag in out for flag in flags), [f for f in flags if f not in out]
+
+
 def test_config_reference_doc_is_current():
     from dreamer_jax import train
 
