@@ -241,7 +241,7 @@ def test_bad_input_one_line_exit_2_subprocess(args, expect):
 
 
 @pytest.mark.parametrize("module", ["train", "report", "plot"])
-def test_help_prints_every_flag(module, capsys):
+def test_help_prints_usage_and_every_train_flag(module, capsys):
     # argparse %-expands help strings: a literal '%' in a config field's doc once broke --help.
     import dataclasses
     import importlib
