@@ -44,13 +44,18 @@ atari_ram() {  # game, updates per episode, checkpoint period (frames), plot tit
   cp "$RUNS/atari_$1_ram$suffix/metrics.jsonl" "experiments/results/atari_$1_ram${suffix}_cpu.jsonl"
 }
 
+train_objectives() {  # logdir prefix, default STEPS, objectives, [train flags...]: one arm of
+  # Figure 8 per objective on cartpole swing-up, one after another, in $RUNS/<prefix>_<objective>.
+  for objective in $3; do
+    .venv/bin/python -m dreamer_jax.train --task dmc_cartpole_swingup --objective "$objective" \
+      --logdir "$RUNS/$1_$objective" --steps "${STEPS:-$2}" --eval_every 5000 "${@:4}"
+  done
+}
+
 objectives() {  # logdir prefix, plot title, default STEPS, [train flags...]: Figure 8's three arms
   # on cartpole swing-up, one after another; OBJECTIVES picks a subset, e.g. to run the arms side
   # by side as separate processes (taskset -c 0 / -c 1), then all three again to plot.
-  for objective in ${OBJECTIVES:-reconstruction contrastive reward}; do
-    .venv/bin/python -m dreamer_jax.train --task dmc_cartpole_swingup --objective "$objective" \
-      --logdir "$RUNS/$1_$objective" --steps "${STEPS:-$3}" --eval_every 5000 "${@:4}"
-  done
+  train_objectives "$1" "$3" "${OBJECTIVES:-reconstruction contrastive reward}" "${@:4}"
   .venv/bin/python -m dreamer_jax.plot "$RUNS/$1"_{reconstruction,contrastive,reward} \
     --out "experiments/results/$1_cpu.png" --table "experiments/results/$1_cpu.md" --title "$2"
   for o in reconstruction contrastive reward; do
@@ -128,13 +133,8 @@ case "${1:-state}" in
     # picks a subset, e.g. one per core side by side: OBJECTIVES=contrastive taskset -c 0 ... and
     # OBJECTIVES=reward taskset -c 1 ...; OBJECTIVES= (empty) only plots what the logdirs hold;
     # STEPS (default 100000) how far; resumable.
-    for objective in ${OBJECTIVES-contrastive reward}; do
-      .venv/bin/python -m dreamer_jax.train --preset paper --task dmc_cartpole_swingup \
-        --action_repeat 8 --batch_size 16 --objective "$objective" \
-        --logdir "$RUNS/fig8_r8_$objective" --steps "${STEPS:-100000}" --eval_every 5000 \
-        --eval_episodes 10 --checkpoint_every 5000
-      cp "$RUNS/fig8_r8_$objective/metrics.jsonl" "experiments/results/fig8_r8_$objective.jsonl"
-    done
+    train_objectives fig8_r8 100000 "${OBJECTIVES-contrastive reward}" --preset paper \
+      --action_repeat 8 --batch_size 16 --eval_episodes 10 --checkpoint_every 5000
     recon="$RUNS/pixels_cartpole_r8"
     if [ ! -f "$recon/metrics.jsonl" ]; then  # rebuild a plottable logdir from the committed run
       recon="$RUNS/fig8_r8_reconstruction"; mkdir -p "$recon"
@@ -146,7 +146,9 @@ train.prepare_logdir(train.resolve_config(sys.argv[1:])[0])' --preset paper \
     fi
     arms=("$recon")
     for o in contrastive reward; do
-      [ -f "$RUNS/fig8_r8_$o/metrics.jsonl" ] && arms+=("$RUNS/fig8_r8_$o")
+      [ -f "$RUNS/fig8_r8_$o/metrics.jsonl" ] || continue
+      arms+=("$RUNS/fig8_r8_$o")
+      cp "$RUNS/fig8_r8_$o/metrics.jsonl" "experiments/results/fig8_r8_$o.jsonl"
     done
     .venv/bin/python -m dreamer_jax.plot "${arms[@]}" --reference cartpole_swingup \
       --out experiments/results/fig8_r8_cpu.png --table experiments/results/fig8_r8_cpu.md \
