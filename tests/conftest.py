@@ -22,8 +22,9 @@ turns the cache off.
 The suite runs one pytest-xdist worker per core (`-n logical` in pyproject.toml; `-n 0` runs it
 in one process): one process leaves much of a second core idle (tracing, Python, environments
 and small programs run on one thread; XLA spreads only part of its compiling over threads).
-2 cores: 19 min 0 s in one process, 13 min 40 s in two workers (session 24). The workers inherit the first process's
-cache directory (DREAMER_TEST_XLA_CACHE), so all of the session's subprocesses share one cache.
+2 cores: 19 min 0 s in one process, 13 min 40 s in two workers (session 24). The workers
+inherit the first process's cache directory (DREAMER_TEST_XLA_CACHE), so all of the session's
+subprocesses share one cache.
 """
 from __future__ import annotations
 
