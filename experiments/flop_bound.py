@@ -7,7 +7,8 @@ The speed issue's target is a ratio to sheeprl's update measured in the same run
 implementation, an update cannot take less than its arithmetic divided by the machine's peak.
 This script counts the arithmetic with XLA's cost analysis (`bench.update_flops`: the update in
 one piece, scans unrolled, lowered only) twice: with XLA's own convolutions (`conv_impl lax`,
-whose count is the exact math of each conv: output positions x taps x in x out channels x 2) and
+whose count is the exact math of each conv: positions x taps x in x out channels x 2, the output
+positions of a conv, the input positions of a transposed conv) and
 with this project's CPU formulation (`conv_impl matmul`, which computes some padding too). It then
 reads the same run's sheeprl seconds and matmul peak from `--bench` (what `bench.py --sheeprl`
 wrote) and reports, per batch size:
