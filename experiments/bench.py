@@ -59,7 +59,12 @@ def update_flops(config: config_lib.Config, spec: agent.EnvSpec) -> float:
     update = train_state.make_update(config, spec)
     state = jax.eval_shape(update.init, jax.random.PRNGKey(0))
     batch = random_batch(spec, config.batch_size, config.seq_len)
-    cost = update.step.lower(state, batch).cost_analysis()
+    return xla_flops(update.step.lower(state, batch))
+
+
+def xla_flops(program) -> float:
+    """FLOPs of a lowered or compiled jax program by XLA's cost analysis (NaN where it has none)."""
+    cost = program.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get("flops", float("nan")))
 
